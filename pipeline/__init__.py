@@ -1,0 +1,16 @@
+"""The detection pipeline: images, pyramid, boxes, NMS, crops, the MTCNN detector and the CLI."""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The detector pulls in the nets and their weights; load it only when asked for, so that
+    # `import pipeline.boxes` (and `facecascade --version`) stay light.
+    if name in ("MTCNNDetector", "Face", "Trace"):
+        from . import mtcnn
+
+        return getattr(mtcnn, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+
+
+__all__ = ["MTCNNDetector", "Face", "Trace", "__version__"]

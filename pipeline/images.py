@@ -1,0 +1,189 @@
+"""Loading images: every supported input becomes one (H, W, 3) uint8 RGB array.
+
+The detector works on RGB uint8 values 0..255 (the nets were trained on them, SPEC B.3
+step 4). This module is the single entry point that turns files, Pillow images and NumPy
+arrays into that form, and turns every way a file can be unreadable into one `ImageError`
+whose message names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+# Pillow modes holding more than 8 bits per pixel, which convert("RGB") would not scale
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+class ImageError(ValueError):
+    """An input that cannot be turned into an RGB image; the message says which and why."""
+
+
+def load_image(source) -> np.ndarray:
+    """Load an image as RGB.
+
+    source: a path (str or os.PathLike), a PIL.Image.Image, or a NumPy array.
+    Returns (H, W, 3) uint8 RGB, C-contiguous, a new array (never a view of the input).
+
+    Files and Pillow images: the EXIF orientation is applied first, so the array is upright
+    as a viewer shows it. Then:
+      * RGB is used as is; other 8-bit modes (L, P, CMYK, YCbCr, ...) go through Pillow's
+        convert("RGB");
+      * modes with alpha (RGBA, LA, PA) also go through convert("RGB"), which drops the
+        alpha channel rather than compositing onto a background; that is what the
+        reference MTCNN's callers do, so transparent areas keep their hidden colours;
+      * 16-bit modes (I;16, I;16B, I) are scaled to 0..255 as round(value / 257), clipped;
+      * float images (F) are rounded and clipped to 0..255.
+    Arrays are taken to be RGB already (not OpenCV's BGR): uint8 of shape (H, W) or
+    (H, W, 1) (gray, copied to 3 channels), (H, W, 3), or (H, W, 4) (alpha dropped);
+    uint16 arrays of those shapes are scaled by round(value / 257).
+    Raises ImageError (a ValueError) naming the file, or the array's shape and dtype, for a
+    missing file, a directory, an empty file, a file that is not an image, a truncated or
+    corrupt image, a float or bool array (ambiguous: 0..1 or 0..255? convert to uint8 first)
+    and any other shape.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _load_file(Path(source))
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source, name="the given PIL image")
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    raise ImageError(
+        f"cannot load an image from a {type(source).__name__}; give a path, a PIL image or a NumPy array"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_file(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            return _pil_to_rgb(image, name=str(path))
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image format Pillow can read") from None
+    except OSError as exc:  # e.g. permission denied
+        raise ImageError(f"{path}: cannot read the file ({_one_line(exc)})") from exc
+
+
+def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
+    try:
+        # Pillow decodes lazily; load() forces the full decode so that a truncated or
+        # corrupt file fails here, with its name, instead of somewhere later.
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: image too large ({_one_line(exc)})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise ImageError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from exc
+
+    if image.mode == "RGB":
+        rgb = np.asarray(image)
+    elif image.mode in _SIXTEEN_BIT_MODES:
+        rgb = _gray_to_rgb(_scale_sixteen_bit(np.asarray(image)))
+    elif image.mode == "F":
+        rgb = _gray_to_rgb(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8))
+    else:
+        try:
+            rgb = np.asarray(image.convert("RGB"))
+        except ValueError as exc:  # a mode Pillow cannot convert, e.g. LAB
+            raise ImageError(
+                f"{name}: cannot convert image mode {image.mode!r} to RGB ({_one_line(exc)})"
+            ) from exc
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageError(f"{name}: image has no pixels (size {image.size})")
+    return np.array(rgb, dtype=np.uint8, order="C")
+
+
+def _scale_sixteen_bit(values: np.ndarray) -> np.ndarray:
+    """0..65535 to 0..255 as round(value / 257); 257 = 65535 / 255, so 65535 maps to 255."""
+    scaled = np.rint(values.astype(np.float64) / 257.0)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    described = f"array of shape {array.shape} and dtype {array.dtype}"
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.floating):
+        raise ImageError(
+            f"cannot use a {described}: the value range is ambiguous; convert it to uint8 (0..255) first"
+        )
+    if array.dtype == np.uint16:
+        array = _scale_sixteen_bit(array)
+    elif array.dtype != np.uint8:
+        raise ImageError(f"cannot use a {described}: expected uint8 (or uint16) pixel values")
+    if array.size == 0:
+        raise ImageError(f"cannot use an empty {described}")
+    if array.ndim == 2:
+        rgb = _gray_to_rgb(array)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        rgb = _gray_to_rgb(array[:, :, 0])
+    elif array.ndim == 3 and array.shape[2] in (3, 4):
+        rgb = array[:, :, :3]
+    else:
+        raise ImageError(f"cannot use a {described}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    return np.array(rgb, dtype=np.uint8, order="C")
+
+
+def to_chw_float(image) -> np.ndarray:
+    """Channels-first float copy of an RGB image, without normalization.
+
+    image: (H, W, 3) uint8 RGB, e.g. from `load_image`.
+    Returns (3, H, W) float32, C-contiguous, values 0..255. The nets' input normalization
+    (x - 127.5) / 128 is applied later, after resizing, as in the reference.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            "image must be (H, W, 3) uint8 RGB (see load_image); "
+            f"got shape {image.shape}, dtype {image.dtype}"
+        )
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+
+
+def list_images(paths) -> list[Path]:
+    """Expand folders into the image files they hold.
+
+    paths: one path or an iterable of paths (str or os.PathLike).
+    Returns a list of Paths, in the given order: a folder is replaced by its image files
+    (not recursive; extensions jpg, jpeg, png, bmp, gif, tif, tiff, webp in any case;
+    hidden files skipped; sorted by name). Any other path is kept as given, whatever its
+    extension and even if it does not exist, so that `load_image` reports what is wrong
+    with it.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    elif not isinstance(paths, Iterable):
+        raise ValueError(f"paths must be a path or an iterable of paths; got a {type(paths).__name__}")
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    entry
+                    for entry in path.iterdir()
+                    if entry.is_file()
+                    and not entry.name.startswith(".")  # e.g. macOS "._photo.jpg" metadata files
+                    and entry.suffix.lower() in IMAGE_EXTENSIONS
+                )
+            )
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,246 @@
+"""The MTCNN detector: three stages, each a short function over boxes (SPEC B.3).
+
+    image -> pyramid -> P-Net per level -> candidate boxes -> NMS per level -> NMS across levels
+          -> box regression -> square            (stage 1, `propose`)
+          -> crop 24x24 -> R-Net -> threshold -> NMS -> regression -> square   (stage 2, `refine`)
+          -> crop 48x48 -> O-Net -> threshold -> landmarks -> regression -> NMS (Min)  (stage 3, `output`)
+
+Boxes follow `pipeline.boxes` (0-based x1, y1, x2, y2 in pixels of the original image, width
+x2 - x1). Every stage accepts zero boxes and returns zero boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from layers import softmax
+from nets import ONET_SIZE, RNET_SIZE, pretrained_mtcnn
+
+from .boxes import apply_regression, make_square, nms
+from .crops import crop_and_resize
+from .images import load_image, to_chw_float
+from .proposals import heatmap_to_boxes, normalize, pnet_maps
+from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
+from .resize import resize_area
+
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)  # face probability to pass P-Net, R-Net, O-Net
+NMS_WITHIN_LEVEL = 0.5   # IoU, among one pyramid level's candidates
+NMS_ACROSS_LEVELS = 0.7  # IoU, among all levels' survivors
+NMS_RNET = 0.7           # IoU, after R-Net
+NMS_ONET_MIN = 0.7       # intersection over the smaller box, after O-Net: also drops a box inside another
+BATCH = 256              # crops per R-Net / O-Net forward pass, to bound memory
+
+
+@dataclass
+class Face:
+    """One detection. box: (4,) float x1, y1, x2, y2 in pixels; score: face probability;
+    landmarks: (5, 2) float (x, y) of left eye, right eye, nose, left and right mouth corner
+    ("left" = the left side of the image)."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"box": [float(v) for v in self.box], "score": float(self.score),
+                "landmarks": [[float(x), float(y)] for x, y in self.landmarks]}
+
+
+@dataclass
+class Boxes:
+    """A set of boxes with their scores: boxes (K, 4) float32, scores (K,) float32."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> "Boxes":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+
+@dataclass
+class Trace:
+    """Everything the detector computed, stage by stage, for plots and tutorials.
+
+    image: (H, W, 3) uint8 as detected; scales and level_sizes of the pyramid; per level the
+    P-Net face map ``prob_maps[i]`` (OH, OW), its candidates before NMS and after NMS within
+    the level; then the candidates after NMS across levels, and for each stage the boxes
+    entering it (``*_input``: boxes and the net's score for each), the boxes passing its
+    threshold, after its NMS, and leaving it (regressed, and squared for the next stage).
+    """
+
+    image: np.ndarray
+    scales: list = field(default_factory=list)
+    level_sizes: list = field(default_factory=list)
+    prob_maps: list = field(default_factory=list)
+    level_candidates: list = field(default_factory=list)
+    level_after_nms: list = field(default_factory=list)
+    pnet_after_nms: Boxes = field(default_factory=Boxes.empty)
+    pnet_output: Boxes = field(default_factory=Boxes.empty)
+    rnet_input: Boxes = field(default_factory=Boxes.empty)
+    rnet_passed: Boxes = field(default_factory=Boxes.empty)
+    rnet_after_nms: Boxes = field(default_factory=Boxes.empty)
+    rnet_output: Boxes = field(default_factory=Boxes.empty)
+    onet_input: Boxes = field(default_factory=Boxes.empty)
+    onet_passed: Boxes = field(default_factory=Boxes.empty)
+    onet_output: Boxes = field(default_factory=Boxes.empty)
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+
+    def counts(self) -> list[tuple[str, int]]:
+        """(step, number of boxes) after each step, in order: the table of tutorial 4."""
+        return [
+            ("P-Net candidates (all levels)", sum(len(b) for b in self.level_candidates)),
+            ("after NMS within each level", sum(len(b) for b in self.level_after_nms)),
+            ("after NMS across levels", len(self.pnet_after_nms)),
+            ("R-Net input", len(self.rnet_input)),
+            ("R-Net passed threshold", len(self.rnet_passed)),
+            ("after R-Net NMS", len(self.rnet_after_nms)),
+            ("O-Net input", len(self.onet_input)),
+            ("O-Net passed threshold", len(self.onet_passed)),
+            ("final faces (after Min-NMS)", len(self.onet_output)),
+        ]
+
+
+def run_in_batches(net, patches: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """net.forward over patches (K, 3, S, S) in chunks of ``batch``; outputs concatenated."""
+    if len(patches) == 0:
+        return {}
+    chunks = [net.forward(patches[i : i + batch]) for i in range(0, len(patches), batch)]
+    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+
+
+class MTCNNDetector:
+    """Face detector with the released MTCNN weights.
+
+    min_face_size: smallest face to find, in pixels; thresholds: face probability needed to
+    pass P-Net, R-Net and O-Net; factor: pyramid shrink factor between levels.
+
+        det = MTCNNDetector()
+        faces = det.detect("photo.jpg")            # list of Face, best first
+        faces, trace = det.detect(image, trace=True)
+    """
+
+    def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=DEFAULT_THRESHOLDS,
+                 factor: float = DEFAULT_FACTOR, nets=None):
+        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities, got {thresholds!r}")
+        if not min_face_size > 0:
+            raise ValueError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be between 0 and 1, got {factor!r}")
+        self.min_face_size = min_face_size
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = factor
+        self.pnet, self.rnet, self.onet = nets if nets is not None else pretrained_mtcnn()
+
+    # ------------------------------------------------------------------ the three stages
+    def propose(self, image_chw: np.ndarray, trace: Trace) -> Boxes:
+        """Stage 1. image_chw: (3, H, W) float32 0..255. Returns square candidate boxes."""
+        _, H, W = image_chw.shape
+        trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor)
+        boxes, scores, offsets = [], [], []
+        for scale in trace.scales:
+            size = scaled_size(H, W, scale)
+            level = normalize(resize_area(image_chw, *size))
+            prob, level_offsets = pnet_maps(self.pnet, level)
+            b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
+            keep = nms(b, s, NMS_WITHIN_LEVEL)
+            trace.level_sizes.append(size)
+            trace.prob_maps.append(prob)
+            trace.level_candidates.append(Boxes(b, s))
+            trace.level_after_nms.append(Boxes(b[keep], s[keep]))
+            boxes.append(b[keep]), scores.append(s[keep]), offsets.append(o[keep])
+        if not boxes:
+            return Boxes.empty()
+        boxes, scores, offsets = (np.concatenate(a) for a in (boxes, scores, offsets))
+        keep = nms(boxes, scores, NMS_ACROSS_LEVELS)
+        boxes, scores, offsets = boxes[keep], scores[keep], offsets[keep]
+        trace.pnet_after_nms = Boxes(boxes, scores)
+        # The released decoder measures P-Net windows one pixel short (MATLAB's x2 - x1 on
+        # inclusive coordinates); its offsets were fitted that way, so we scale them the same.
+        width, height = boxes[:, 2] - boxes[:, 0] - 1, boxes[:, 3] - boxes[:, 1] - 1
+        regressed = apply_regression(boxes, offsets, widths=width, heights=height)
+        out = Boxes(make_square(regressed).astype(np.float32), scores)
+        trace.pnet_output = out
+        return out
+
+    def _score_crops(self, net, image_chw, candidates: Boxes, size: int):
+        """Crop, normalize and run a net; returns (boxes, probs, outputs) for the crops made."""
+        patches, kept = crop_and_resize(image_chw, candidates.boxes, size)
+        out = run_in_batches(net, normalize(patches))
+        if not out:
+            return candidates.boxes[:0], np.zeros(0, np.float32), {}
+        return candidates.boxes[kept], softmax(out["face"])[:, 1], out
+
+    def refine(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace) -> Boxes:
+        """Stage 2: R-Net on 24x24 crops. Returns square boxes for O-Net."""
+        boxes, probs, out = self._score_crops(self.rnet, image_chw, candidates, RNET_SIZE)
+        trace.rnet_input = Boxes(boxes, probs)
+        passed = probs > self.thresholds[1]
+        boxes, probs = boxes[passed], probs[passed]
+        offsets = out["box"][passed] if out else np.zeros((0, 4), np.float32)
+        trace.rnet_passed = Boxes(boxes, probs)
+        keep = nms(boxes, probs, NMS_RNET)
+        boxes, probs, offsets = boxes[keep], probs[keep], offsets[keep]
+        trace.rnet_after_nms = Boxes(boxes, probs)
+        result = Boxes(make_square(apply_regression(boxes, offsets)).astype(np.float32), probs)
+        trace.rnet_output = result
+        return result
+
+    def output(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace):
+        """Stage 3: O-Net on 48x48 crops. Returns final Boxes and landmarks (K, 5, 2)."""
+        boxes, probs, out = self._score_crops(self.onet, image_chw, candidates, ONET_SIZE)
+        trace.onet_input = Boxes(boxes, probs)
+        passed = probs > self.thresholds[2]
+        boxes, probs = boxes[passed], probs[passed]
+        trace.onet_passed = Boxes(boxes, probs)
+        if not len(boxes):
+            return Boxes.empty(), np.zeros((0, 5, 2), np.float32)
+        offsets, points = out["box"][passed], out["landmarks"][passed]
+        landmarks = decode_landmarks(boxes, points)  # against the box O-Net saw, before regression
+        boxes = apply_regression(boxes, offsets).astype(np.float32)
+        keep = nms(boxes, probs, NMS_ONET_MIN, mode="min")
+        result = Boxes(boxes[keep], probs[keep])
+        trace.onet_output, trace.landmarks = result, landmarks[keep]
+        return result, landmarks[keep]
+
+    # ------------------------------------------------------------------ public API
+    def detect(self, image, trace: bool = False):
+        """Find faces.
+
+        image: RGB uint8 array (H, W, 3) (grayscale and RGBA arrays are converted), a PIL
+        image, or a path (EXIF orientation applied). Returns a list of Face, best score first;
+        with trace=True, (faces, Trace). An image smaller than 12 px gives no faces.
+        """
+        rgb = load_image(image)
+        record = Trace(image=rgb)
+        image_chw = to_chw_float(rgb)
+        candidates = self.propose(image_chw, record)
+        if len(candidates):
+            candidates = self.refine(image_chw, candidates, record)
+        if len(candidates):
+            final, landmarks = self.output(image_chw, candidates, record)
+        else:
+            final, landmarks = Boxes.empty(), np.zeros((0, 5, 2), np.float32)
+        order = np.argsort(-final.scores, kind="stable")
+        faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]),
+                      landmarks[i].astype(np.float64)) for i in order]
+        return (faces, record) if trace else faces
+
+
+def decode_landmarks(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """O-Net's landmark output to image pixels.
+
+    boxes: (K, 4) the boxes O-Net was shown; points: (K, 10) as x1..x5, y1..y5, each a
+    fraction of the box width or height from its top-left corner. Returns (K, 5, 2) (x, y).
+    """
+    width = (boxes[:, 2] - boxes[:, 0])[:, None]
+    height = (boxes[:, 3] - boxes[:, 1])[:, None]
+    xs = boxes[:, 0:1] + points[:, :5] * width
+    ys = boxes[:, 1:2] + points[:, 5:] * height
+    return np.stack([xs, ys], axis=2).astype(np.float32)

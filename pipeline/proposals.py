@@ -1,0 +1,70 @@
+"""Stage 1 of MTCNN: run P-Net over one pyramid level and turn its face map into boxes.
+
+P-Net is fully convolutional. Its output cell (r, c) sees the 12 x 12 window of the level
+whose top-left pixel is (2c, 2r): receptive field 12, stride 2 (SPEC C.3; tutorial 3 derives
+it layer by layer). Dividing by the level's scale maps the window back to the original image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layers import softmax
+
+# P-Net's geometry: each output cell is a CELL_SIZE window, cells are STRIDE pixels apart.
+STRIDE = 2
+CELL_SIZE = 12
+# Upper bound on the level pixels P-Net processes at once. The im2col matrices of one tile
+# take about 0.8 KB per level pixel, so a 1-megapixel tile keeps the peak near 1 GB at most
+# while a 6000 x 4000 photo still completes; smaller images run in a single tile.
+TILE_PIXELS = 1_000_000
+
+
+def normalize(pixels: np.ndarray) -> np.ndarray:
+    """Map RGB values 0..255 to about [-1, 1] as the MTCNN nets expect: (x - 127.5) / 128."""
+    return (pixels - np.float32(127.5)) * np.float32(1.0 / 128.0)
+
+
+def pnet_maps(pnet, level: np.ndarray, tile_pixels: int = TILE_PIXELS):
+    """Run P-Net on one normalized pyramid level.
+
+    level: (3, h, w) float32, h, w >= 12. Returns face probability (OH, OW) float32 and box
+    offsets (4, OH, OW) float32, OH = ceil((h - 2) / 2) - 4, likewise OW.
+
+    Large levels are cut into horizontal strips. Output rows [r0, r1) need level rows
+    [2*r0, 2*(r1-1) + 12): every layer is local and the 2x2 pooling stays aligned because
+    strips start on even rows, so the stitched maps equal one pass over the whole level.
+    """
+    _, h, w = level.shape
+    out_h = -(-(h - 2) // 2) - 4
+    rows_per_tile = max(1, (tile_pixels // max(w, 1) - CELL_SIZE) // STRIDE + 1)
+    probs, offsets = [], []
+    for r0 in range(0, out_h, rows_per_tile):
+        r1 = min(out_h, r0 + rows_per_tile)
+        bottom = h if r1 == out_h else STRIDE * (r1 - 1) + CELL_SIZE  # last strip keeps Caffe's edge
+        out = pnet.forward(level[None, :, STRIDE * r0 : bottom])
+        probs.append(softmax(out["face"])[0, 1])
+        offsets.append(out["box"][0])
+    return np.concatenate(probs, axis=0), np.concatenate(offsets, axis=1)
+
+
+def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float):
+    """Candidate boxes from one level's P-Net maps.
+
+    prob: (OH, OW) face probability; offsets: (4, OH, OW); scale: level size / image size;
+    threshold: keep cells with prob >= threshold. Returns boxes (K, 4) float32 in pixels of
+    the original image, scores (K,) and regression offsets (K, 4), in row-major cell order.
+
+    Cell (r, c) is the level window [2c, 2c + 12) x [2r, 2r + 12). Mapped back to the image
+    it would be that window divided by the scale; the released model's decoder (MATLAB's
+    generateBoundingBox, kept by every port) instead rounds the edges down to whole pixels,
+    x1 = floor((2c + 1) / s) - 1 and x2 = floor((2c + 12) / s) in our 0-based convention.
+    The box-regression offsets were learned against those rounded windows, so we keep the
+    rounding: it moves a box by up to a pixel, and the final faces match the reference's.
+    """
+    rows, cols = np.nonzero(prob >= threshold)
+    corners = np.stack([cols, rows], axis=1).astype(np.float64) * STRIDE
+    top_left = np.floor((corners + 1) / scale) - 1
+    bottom_right = np.floor((corners + CELL_SIZE) / scale)
+    boxes = np.concatenate([top_left, bottom_right], axis=1)
+    return boxes.astype(np.float32), prob[rows, cols], offsets[:, rows, cols].T.copy()
