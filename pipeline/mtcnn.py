@@ -33,6 +33,20 @@ NMS_ONET_MIN = 0.7       # intersection over the smaller box, after O-Net: also 
 BATCH = 256              # crops per R-Net / O-Net forward pass, to bound memory
 
 
+def union_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """IoU-based NMS as the reference MTCNN measures it; returns kept indices, best first.
+
+    boxes: (K, 4) x1, y1, x2, y2 in pixels; scores: (K,). facenet-pytorch runs torchvision's
+    NMS on MATLAB-style boxes whose left/top edge is one pixel larger than ours, so it sees
+    every box one pixel narrower and shorter. On the small, pixel-aligned boxes of P-Net that
+    decides which near-duplicates survive, so we measure the same way to find the same faces.
+    (The original MATLAB code's +1 widths equal our plain `nms`; the final Min-NMS uses that.)
+    """
+    shrunk = boxes.copy()
+    shrunk[:, :2] += 1
+    return nms(shrunk, scores, threshold)
+
+
 @dataclass
 class Face:
     """One detection. box: (4,) float x1, y1, x2, y2 in pixels; score: face probability;
@@ -149,7 +163,7 @@ class MTCNNDetector:
             level = normalize(resize_area(image_chw, *size))
             prob, level_offsets = pnet_maps(self.pnet, level)
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
-            keep = nms(b, s, NMS_WITHIN_LEVEL)
+            keep = union_nms(b, s, NMS_WITHIN_LEVEL)
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
@@ -158,7 +172,7 @@ class MTCNNDetector:
         if not boxes:
             return Boxes.empty()
         boxes, scores, offsets = (np.concatenate(a) for a in (boxes, scores, offsets))
-        keep = nms(boxes, scores, NMS_ACROSS_LEVELS)
+        keep = union_nms(boxes, scores, NMS_ACROSS_LEVELS)
         boxes, scores, offsets = boxes[keep], scores[keep], offsets[keep]
         trace.pnet_after_nms = Boxes(boxes, scores)
         # The released decoder measures P-Net windows one pixel short (MATLAB's x2 - x1 on
@@ -185,7 +199,7 @@ class MTCNNDetector:
         boxes, probs = boxes[passed], probs[passed]
         offsets = out["box"][passed] if out else np.zeros((0, 4), np.float32)
         trace.rnet_passed = Boxes(boxes, probs)
-        keep = nms(boxes, probs, NMS_RNET)
+        keep = union_nms(boxes, probs, NMS_RNET)
         boxes, probs, offsets = boxes[keep], probs[keep], offsets[keep]
         trace.rnet_after_nms = Boxes(boxes, probs)
         result = Boxes(make_square(apply_regression(boxes, offsets)).astype(np.float32), probs)

@@ -63,8 +63,10 @@ def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, thresh
     rounding: it moves a box by up to a pixel, and the final faces match the reference's.
     """
     rows, cols = np.nonzero(prob >= threshold)
-    corners = np.stack([cols, rows], axis=1).astype(np.float64) * STRIDE
-    top_left = np.floor((corners + 1) / scale) - 1
-    bottom_right = np.floor((corners + CELL_SIZE) / scale)
+    corners = np.stack([cols, rows], axis=1).astype(np.float32) * STRIDE
+    # float32 division, as the reference: at scale 0.6, 3 / 0.6 is 4.9999998 and floors to 4
+    scale32 = np.float32(scale)
+    top_left = np.floor((corners + 1) / scale32) - 1
+    bottom_right = np.floor((corners + CELL_SIZE) / scale32)
     boxes = np.concatenate([top_left, bottom_right], axis=1)
-    return boxes.astype(np.float32), prob[rows, cols], offsets[:, rows, cols].T.copy()
+    return boxes, prob[rows, cols], offsets[:, rows, cols].T.copy()

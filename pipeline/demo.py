@@ -1,0 +1,50 @@
+"""`facecascade demo`: MTCNN on a photo that ships with matplotlib, one figure per stage.
+
+Grace Hopper's portrait (matplotlib's sample data) is on every machine that installed the
+project, so the demo needs no download and no argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def sample_photo() -> np.ndarray:
+    """matplotlib's grace_hopper.jpg as (H, W, 3) uint8 RGB (600 x 512)."""
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.array(Image.open(f).convert("RGB"))
+
+
+def write_demo(out_dir: Path, image: np.ndarray | None = None) -> list[Path]:
+    """Detect faces in ``image`` (default: the sample photo) and write the annotated photo and
+    the stage figures into ``out_dir``. Returns the paths written, in pipeline order."""
+    from . import plots
+    from .annotate import annotate
+    from .mtcnn import MTCNNDetector
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = sample_photo() if image is None else image
+    faces, trace = MTCNNDetector().detect(image, trace=True)
+    figures = [
+        ("1_pyramid.png", lambda p: plots.plot_pyramid(trace, save=p)),
+        ("2_pnet_heatmaps.png", lambda p: plots.plot_heatmaps(trace, save=p)),
+        ("3_pnet_nms.png", lambda p: plots.plot_nms(trace, save=p)),
+        ("4_rnet.png", lambda p: plots.plot_stage(trace, "rnet", save=p)),
+        ("5_onet.png", lambda p: plots.plot_stage(trace, "onet", save=p)),
+        ("6_stages.png", lambda p: plots.plot_stages(trace, save=p)),
+        ("7_counts.png", lambda p: plots.plot_counts(trace, save=p)),
+    ]
+    written = []
+    annotated = out_dir / "0_faces.png"
+    annotate(image, faces).save(annotated)
+    written.append(annotated)
+    for name, draw in figures:
+        draw(out_dir / name)
+        written.append(out_dir / name)
+    return written
