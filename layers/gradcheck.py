@@ -186,15 +186,23 @@ def check_module(op: str, module, x: np.ndarray, loss_fn: Callable | None = None
     """Gradient check of a whole module (or net): its input and every parameter.
 
     The module's parameters must already be float64 (``module.astype(np.float64)``).
-    loss_fn(out) -> (loss, dout) closes the net; default: sum(out * random dout).
+    loss_fn(out) -> (loss, dout) closes the net; default: sum(out * random dout), also for
+    nets whose forward returns a dict of head outputs (then dout is a dict too).
     """
     x = np.array(x, dtype=np.float64)
     if loss_fn is None:
+        rng = np.random.default_rng(seed)
         out = module.forward(x)
-        fixed = np.random.default_rng(seed).standard_normal(np.shape(out))
+        if isinstance(out, dict):
+            fixed = {name: rng.standard_normal(np.shape(value)) for name, value in out.items()}
 
-        def loss_fn(out):
-            return float(np.sum(out * fixed)), fixed
+            def loss_fn(out):
+                return float(sum(np.sum(out[name] * fixed[name]) for name in fixed)), fixed
+        else:
+            fixed = rng.standard_normal(np.shape(out))
+
+            def loss_fn(out):
+                return float(np.sum(out * fixed)), fixed
 
     _, dout = loss_fn(module.forward(x))
     dx = module.backward(dout)

@@ -106,7 +106,8 @@ def ohem_weights(per_sample_losses, keep: float = 0.7, valid=None):
     if valid.shape != losses.shape:
         raise ValueError(f"valid must have shape {losses.shape}, got {valid.shape}")
     candidates = np.flatnonzero(valid)
-    n_keep = max(1, int(keep * candidates.size)) if candidates.size else 0
+    # floor(keep * n) with a little slack: in floating point 0.7 * 90 is 62.99999999999999
+    n_keep = max(1, int(keep * candidates.size + 1e-9)) if candidates.size else 0
     order = candidates[np.argsort(-losses[candidates], kind="stable")]
     weights = np.zeros(losses.shape, dtype=np.float32)
     weights[order[:n_keep]] = 1.0

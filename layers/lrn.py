@@ -27,7 +27,8 @@ def _channel_window_sum(a, size):
     half = (size - 1) // 2
     C = a.shape[1]
     total = np.zeros_like(a)
-    for shift in range(-half, half + 1):  # size iterations, each a whole-array slice add
+    reach = min(half, C - 1)  # channels further away than C - 1 do not exist
+    for shift in range(-reach, reach + 1):  # at most size iterations, each a whole-array slice add
         lo, hi = max(0, -shift), min(C, C - shift)
         total[:, lo:hi] += a[:, lo + shift : hi + shift]
     return total

@@ -20,6 +20,9 @@ from .softmax import softmax_backward, softmax_forward
 from .spp import spp_backward, spp_forward
 
 
+_NO_FORWARD_YET = object()  # a cache may legitimately be None (dropout in eval mode)
+
+
 class Parameter:
     """A learnable array and its gradient. ``decay`` says whether weight decay applies
     (weights yes; biases and PReLU slopes no, as in the MTCNN and Cascade-CNN recipes)."""
@@ -41,7 +44,7 @@ class Module:
         self.params: dict[str, Parameter] = {}
         self.children: dict[str, Module] = {}
         self.training = True
-        self._cache = None
+        self._cache = _NO_FORWARD_YET
 
     # --- the two passes -------------------------------------------------------------
     def forward(self, x):
@@ -54,7 +57,7 @@ class Module:
         return self.forward(x)
 
     def _take_cache(self):
-        if self._cache is None:
+        if self._cache is _NO_FORWARD_YET:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._cache
 

@@ -1,0 +1,142 @@
+"""How fast is the NumPy MTCNN? Run by hand: ``python benchmarks/bench_detect.py``.
+
+Times ``MTCNNDetector.detect`` (median of --repeats runs after one warm-up) on a 512 x 512
+portrait (scikit-image's astronaut) and a 1280 x 886 group photo (a photo of shared/data/photos
+enlarged, or, without the data kit, a collage of the package photos), with 1 and 2 BLAS threads,
+and prints the time of each stage. If facenet-pytorch is importable, it times the reference
+MTCNN on the same images in the same run and prints our time / its time (below 1: we are faster).
+
+Each thread count runs in a fresh subprocess, because BLAS reads its thread count at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = Path(os.environ.get("FACECASCADE_DATA", REPO.parent / "shared" / "data"))
+
+
+def test_images() -> dict[str, np.ndarray]:
+    from pipeline.demo import sample_photo
+
+    try:
+        from skimage.data import astronaut
+        portrait = astronaut()
+    except ImportError:  # scikit-image comes with the test extra; fall back to matplotlib's photo
+        portrait = np.array(Image.fromarray(sample_photo()).resize((512, 512)))
+    group_path = DATA / "photos" / "2008_002470.jpg"
+    if group_path.exists():
+        group = np.array(Image.open(group_path).convert("RGB").resize((1280, 886), Image.BICUBIC))
+        group_name = "group 1280x886 (2008_002470 enlarged)"
+    else:
+        tiles = [portrait, sample_photo()]
+        canvas = Image.new("RGB", (1280, 886), (128, 128, 128))
+        for i in range(6):
+            tile = Image.fromarray(tiles[i % 2]).resize((400, 420))
+            canvas.paste(tile, (20 + (i % 3) * 420, 10 + (i // 3) * 440))
+        group, group_name = np.array(canvas), "collage 1280x886 (package photos)"
+    return {"portrait 512x512 (astronaut)": portrait, group_name: group}
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: caches, lazy imports, BLAS buffers
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_ours(image: np.ndarray, repeats: int) -> dict[str, float]:
+    from pipeline.images import to_chw_float
+    from pipeline.mtcnn import MTCNNDetector, Trace
+
+    det = MTCNNDetector()
+    result = {"total": median_time(lambda: det.detect(image), repeats)}
+    # the stages one at a time, exactly as detect() chains them
+    chw = to_chw_float(image)
+    stages = {"propose (P-Net)": [], "refine (R-Net)": [], "output (O-Net)": []}
+    for _ in range(repeats):
+        trace = Trace(image=image)
+        t0 = time.perf_counter()
+        boxes = det.propose(chw, trace)
+        t1 = time.perf_counter()
+        boxes = det.refine(chw, boxes, trace) if len(boxes) else boxes
+        t2 = time.perf_counter()
+        if len(boxes):
+            det.output(chw, boxes, trace)
+        t3 = time.perf_counter()
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
+            stages[name].append(dt)
+    result.update({name: statistics.median(v) for name, v in stages.items()})
+    result["faces"] = len(det.detect(image))
+    return result
+
+
+def time_reference(image: np.ndarray, repeats: int, threads: int) -> float | None:
+    try:
+        import torch
+        from facenet_pytorch import MTCNN
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    pil = Image.fromarray(image)
+    with torch.no_grad():
+        return median_time(lambda: mtcnn.detect(pil, landmarks=True), repeats)
+
+
+def worker(threads: int, repeats: int) -> None:
+    rows = []
+    for name, image in test_images().items():
+        ours = time_ours(image, repeats)
+        ref = time_reference(image, repeats, threads)
+        rows.append({"image": name, "threads": threads, "ours": ours, "reference": ref})
+    print(json.dumps(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.repeats)
+        return
+    import numpy
+
+    print(f"numpy {numpy.__version__}, {os.cpu_count()} CPUs, median of {args.repeats} runs after a warm-up\n")
+    header = f"{'image':<40} {'threads':>7} {'faces':>5} {'ours ms':>8} {'P-Net':>7} {'R-Net':>7} {'O-Net':>7} {'ref ms':>7} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for threads in args.threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                   MKL_NUM_THREADS=str(threads))
+        done = subprocess.run([sys.executable, __file__, "--worker", str(threads), "--repeats", str(args.repeats)],
+                              env=env, capture_output=True, text=True, check=True)
+        for row in json.loads(done.stdout.strip().splitlines()[-1]):
+            o, ref = row["ours"], row["reference"]
+            ref_text = f"{ref * 1e3:7.0f}" if ref else "      -"
+            ratio = f"{o['total'] / ref:6.2f}" if ref else "     -"
+            print(f"{row['image']:<40} {threads:>7} {o['faces']:>5} {o['total'] * 1e3:8.0f} "
+                  f"{o['propose (P-Net)'] * 1e3:7.0f} {o['refine (R-Net)'] * 1e3:7.0f} {o['output (O-Net)'] * 1e3:7.0f} "
+                  f"{ref_text} {ratio}")
+    print("\nratio = ours / facenet-pytorch (target <= 1.0; '-' when facenet-pytorch is not installed)")
+
+
+if __name__ == "__main__":
+    main()
