@@ -28,6 +28,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from nets import ONET_SIZE, RNET_SIZE
+
 from .images import to_chw_float
 from .pyramid import scaled_size
 from .resize import resize_area
@@ -39,8 +41,9 @@ HEATMAP_CMAP = "viridis"   # face probability 0..1
 DPI = 100                  # pixels per inch when saving
 PANEL_INCHES = 3.2         # size of one panel in the multi-panel figures
 MAX_COLUMNS = 5            # panels per row before a grid wraps
+MAX_LABELS = 12            # stage panels write scores only when they hold this few boxes
 METRIC_WORDS = ("acc", "recall", "precision")  # history series drawn on the 0..1 axes
-STAGES = {"rnet": "R-Net", "onet": "O-Net"}
+STAGES = {"rnet": ("R-Net", RNET_SIZE), "onet": ("O-Net", ONET_SIZE)}  # name, crop size
 
 
 # ---------------------------------------------------------------- small helpers
@@ -63,13 +66,14 @@ def _figure_and_axes(ax, figsize):
     return fig, fig.add_subplot()
 
 
-def _grid(n: int, columns: int = MAX_COLUMNS, inches: float = PANEL_INCHES, squeeze_height=1.0):
+def _grid(n: int, columns: int = MAX_COLUMNS, inches: float = PANEL_INCHES, height_ratio=1.0):
     """A Figure with ``n`` panels in rows of at most ``columns``; returns (fig, axes list).
 
+    Each panel is ``inches`` wide and ``inches * height_ratio`` high (room for two-line titles).
     Grid cells past ``n`` are switched off, so ``axes`` has exactly n entries (n >= 1)."""
     cols = min(n, columns)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(inches * cols, inches * rows * squeeze_height), layout="constrained")
+    fig = Figure(figsize=(inches * cols, inches * rows * height_ratio), layout="constrained")
     grid = fig.subplots(rows, cols, squeeze=False).ravel()
     for extra in grid[n:]:
         extra.set_axis_off()
@@ -78,8 +82,8 @@ def _grid(n: int, columns: int = MAX_COLUMNS, inches: float = PANEL_INCHES, sque
 
 def _image_figsize(image: np.ndarray, width: float = 6.0) -> tuple[float, float]:
     """Figure size in inches for one image panel ``width`` inches wide, plus room for a title."""
-    height, w = image.shape[:2]
-    return width, width * height / max(w, 1) + 0.4
+    rows, cols = image.shape[:2]
+    return width, width * rows / max(cols, 1) + 0.4
 
 
 def _check_image(image) -> np.ndarray:
@@ -114,7 +118,8 @@ def _show_image(ax, image: np.ndarray) -> None:
     """Draw ``image`` so that data coordinates are pixels of the box convention, and fix the
     view to the image: boxes hanging over the border are clipped, not zoomed out to."""
     height, width = image.shape[:2]
-    ax.imshow(image, extent=(0, width, height, 0), cmap="gray" if image.ndim == 2 else None,
+    gray = dict(cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else None)
+    ax.imshow(image, extent=(0, width, height, 0), **(gray if image.ndim == 2 else {}),
               interpolation="nearest" if max(height, width) < 200 else "antialiased")
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
@@ -123,12 +128,9 @@ def _show_image(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def _concat(box_sets) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate a list of `Boxes` into (boxes (N, 4), scores (N,)); empty list -> zero boxes."""
-    if not box_sets:
-        return np.zeros((0, 4)), np.zeros(0)
-    return (np.concatenate([_as_boxes(b.boxes) for b in box_sets]),
-            np.concatenate([np.asarray(b.scores, dtype=np.float64) for b in box_sets]))
+def _concat_boxes(box_sets) -> np.ndarray:
+    """The boxes of a list of `Boxes` (e.g. one per pyramid level) as one (N, 4) array."""
+    return np.concatenate([np.zeros((0, 4))] + [_as_boxes(b.boxes) for b in box_sets])
 
 
 def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -248,7 +250,7 @@ def plot_pyramid(trace, save=None):
         return _finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
     height, width = image.shape[:2]
     image_chw = to_chw_float(image)
-    fig, axes = _grid(len(trace.scales), squeeze_height=1.1)
+    fig, axes = _grid(len(trace.scales), height_ratio=1.1)
     first = scaled_size(height, width, trace.scales[0])
     for k, (ax, scale) in enumerate(zip(axes, trace.scales)):
         h, w = scaled_size(height, width, scale)
@@ -298,7 +300,7 @@ def plot_heatmaps(trace, save=None, max_levels=None, threshold=0.6):
     maps = list(trace.prob_maps)[:max_levels]
     if not maps:
         return _finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
-    fig, axes = _grid(len(maps), squeeze_height=1.05)
+    fig, axes = _grid(len(maps), height_ratio=1.05)
     images = [_draw_heatmap(ax, prob, k, scale, threshold)
               for k, (ax, prob, scale) in enumerate(zip(axes, maps, trace.scales))]
     fig.colorbar(images[0], ax=axes, label="P-Net face probability", shrink=0.8)
@@ -326,8 +328,8 @@ def plot_nms(trace, save=None):
     """
     image = _check_image(trace.image)
     panels = [
-        ("all candidates", _concat(trace.level_candidates)[0]),
-        ("after NMS within each level", _concat(trace.level_after_nms)[0]),
+        ("all candidates", _concat_boxes(trace.level_candidates)),
+        ("after NMS within each level", _concat_boxes(trace.level_after_nms)),
         ("after NMS across levels", _as_boxes(trace.pnet_after_nms.boxes)),
     ]
     height, width = image.shape[:2]
@@ -370,12 +372,13 @@ def plot_stage(trace, stage, save=None, threshold=None):
     (default) takes "passed" from trace.<stage>_passed, a number splits by score > threshold
     (0.7 is the detector's default; see `passed_mask`). Right panel: the stage's output
     (trace.rnet_output: after NMS, regressed and squared for O-Net; trace.onet_output: the
-    final faces, with trace.landmarks (K, 5, 2)). One Rectangle per box in each panel.
-    Returns the Figure.
+    final faces, with trace.landmarks (K, 5, 2)). One Rectangle per box in each panel; scores
+    are written on a panel's lime boxes only if it has at most MAX_LABELS of them (more
+    would overlap). Returns the Figure.
     """
     image = _check_image(trace.image)
     entering, _, output = _stage_boxes(trace, stage)
-    name = STAGES[stage]
+    name, crop = STAGES[stage]
     boxes = _as_boxes(entering.boxes)
     scores = np.asarray(entering.scores, dtype=np.float64)
     kept = passed_mask(trace, stage, threshold)
@@ -384,7 +387,8 @@ def plot_stage(trace, stage, save=None, threshold=None):
     left, right = fig.subplots(1, 2)
     _show_image(left, image)
     draw_boxes(left, boxes[~kept], color=REJECTED_COLOR, linewidth=0.8)
-    draw_boxes(left, boxes[kept], scores[kept], color=KEPT_COLOR)
+    draw_boxes(left, boxes[kept], scores[kept], color=KEPT_COLOR,
+               label_scores=kept.sum() <= MAX_LABELS)
     rule = "passed" if threshold is None else f"score > {threshold:g}"
     left.set_title(f"{name} input: {len(boxes)} boxes\n"
                    f"{int(kept.sum())} {rule} (lime), {int((~kept).sum())} rejected (red)",
@@ -392,7 +396,9 @@ def plot_stage(trace, stage, save=None, threshold=None):
     landmarks = trace.landmarks if stage == "onet" else None
     what = "final faces" if stage == "onet" else "after NMS, regressed, squared"
     _image_panel(right, image, _as_boxes(output.boxes), output.scores, landmarks,
-                 title=f"{name} output ({what}): {len(output)} boxes")
+                 title=f"{name} output ({what}): {_plural(len(output), 'box', 'boxes')}",
+                 label_scores=len(output) <= MAX_LABELS)
+    fig.suptitle(f"{name} on {crop} x {crop} crops")
     return _finish(fig, save)
 
 
