@@ -319,9 +319,14 @@ class Sequential(Module):
         dtype = self.parameters()[0].value.dtype if self.parameters() else np.float32
         x = np.zeros(shape, dtype=dtype)
         rows = [("input", "", str(shape[1:]), "")]
-        for name, layer in self.children.items():
-            x = layer.forward(x)
-            rows.append((name, repr(layer), str(x.shape[1:]), f"{layer.num_parameters():,}"))
+        was_training = self.training
+        self.eval()  # in eval mode, so that dropout draws no random numbers for the dry run
+        try:
+            for name, layer in self.children.items():
+                x = layer.forward(x)
+                rows.append((name, repr(layer), str(x.shape[1:]), f"{layer.num_parameters():,}"))
+        finally:
+            self.train(was_training)
         rows.append(("total", "", "", f"{self.num_parameters():,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         return "\n".join(

@@ -24,6 +24,10 @@ def conv_output_size(size: int, k: int, stride: int = 1, pad: int = 0, ceil: boo
     for name, value, low in (("size", size, 1), ("kernel", k, 1), ("stride", stride, 1), ("pad", pad, 0)):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if ceil and pad > k // 2:
+        # Caffe's and PyTorch's ceil-mode rule assumes the padding is at most half a window;
+        # with more, a window could lie wholly in the padding.
+        raise ValueError(f"ceil mode needs pad <= kernel // 2, got pad {pad} for kernel {k}")
     span = size + 2 * pad - k
     if span < 0:
         raise ValueError(

@@ -61,10 +61,15 @@ class MultiHeadNet(Module):
             input_shape = (3, self.input_size, self.input_size)
         lines = [f"{type(self).__name__}", self.trunk.summary(input_shape).rsplit("\n", 1)[0]]
         dtype = self.parameters()[0].value.dtype
-        features = self.trunk.forward(np.zeros((1, *input_shape), dtype=dtype))
-        for name in self.head_names:
-            head = self.children[name]
-            out = head.forward(features)
-            lines.append(f"{name} head  {head!r}  {out.shape[1:]}  {head.num_parameters():,}")
+        was_training = self.training
+        self.eval()
+        try:
+            features = self.trunk.forward(np.zeros((1, *input_shape), dtype=dtype))
+            for name in self.head_names:
+                head = self.children[name]
+                out = head.forward(features)
+                lines.append(f"{name} head  {head!r}  {out.shape[1:]}  {head.num_parameters():,}")
+        finally:
+            self.train(was_training)
         lines.append(f"total parameters: {self.num_parameters():,}")
         return "\n".join(lines)
