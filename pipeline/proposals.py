@@ -14,10 +14,10 @@ from layers import softmax
 # P-Net's geometry: each output cell is a CELL_SIZE window, cells are STRIDE pixels apart.
 STRIDE = 2
 CELL_SIZE = 12
-# Upper bound on the level pixels P-Net processes at once. The im2col matrices of one tile
-# take about 0.8 KB per level pixel, so a 1-megapixel tile keeps the peak near 1 GB at most
-# while a 6000 x 4000 photo still completes; smaller images run in a single tile.
-TILE_PIXELS = 1_000_000
+# Upper bound on the level pixels P-Net processes at once. One tile's activations and im2col
+# matrices take about 1 KB per level pixel, so the peak stays near 250 MB above the image even
+# for a 6000 x 4000 photo; strips this size cost no speed (the overlap is 10 rows a strip).
+TILE_PIXELS = 250_000
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:

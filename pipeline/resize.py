@@ -92,8 +92,12 @@ def _average_windows(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     out = None
     for t in range(int(count.max())):
         weight = np.where(t < count, 1.0 / count, 0.0).astype(x.dtype).reshape(shape)
-        term = np.take(x, np.minimum(start + t, n - 1), axis=axis) * weight  # weight 0 past a window's end
-        out = term if out is None else out + term
+        term = np.take(x, np.minimum(start + t, n - 1), axis=axis)
+        term *= weight  # weight 0 past a window's end
+        if out is None:
+            out = term
+        else:
+            out += term
     return out
 
 

@@ -173,3 +173,14 @@ def test_weights_of_wrong_shape_or_dtype_are_refused(tmp_path):
     np.savez(tmp_path / "pickled.npz", **{"conv1.w": np.array([object()], dtype=object)})
     with pytest.raises(WeightsError, match="pickled.npz"):
         load_weights(RNet(), tmp_path / "pickled.npz")
+
+
+@pytest.mark.slow
+def test_a_6000_by_4000_photo_completes(detector, astronaut):
+    # P-Net's largest level is 3600 x 2400 here; it runs in strips (proposals.TILE_PIXELS),
+    # so the im2col matrices stay bounded. Peak memory is reported by benchmarks/bench_detect.py.
+    big = np.asarray(Image.fromarray(astronaut).resize((6000, 4000), Image.BILINEAR))
+    faces = detector.detect(big)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 1900 < (x1 + x2) / 2 < 2700 and 500 < (y1 + y2) / 2 < 1400  # the astronaut's face, scaled
