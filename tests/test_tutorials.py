@@ -1,0 +1,88 @@
+"""Smoke tests for the tutorials: each one runs start to finish as a script and writes its figures.
+
+Every tutorial tutorials/NN_name.py is run in a fresh Python process, as a student would run it
+(``python tutorials/NN_name.py``), from an empty temporary directory, with
+FACECASCADE_TUTORIAL_OUT pointing at a temporary folder, FACECASCADE_QUICK=1 (fewer timing
+repeats, every step still runs) and MPLBACKEND=Agg (no display). The tutorials contain their
+own asserts (hand-computed numbers, naive == fast, gradient checks), so exit code 0 means those
+held too. The list of tutorials comes from a glob, so a new tutorial is tested without being
+registered here; its expected figures can be added to FIGURES.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+TIMEOUT_SECONDS = 300  # quick mode takes well under 30 s each; this only stops a hang
+
+# The figures each tutorial promises (file names inside its output folder).
+FIGURES = {
+    "01_convolution_by_hand": ["conv_by_hand.png", "im2col.png", "ceil_mode.png", "timing.png"],
+    "02_backprop_by_hand": ["conv_backward.png", "maxpool_backward.png", "gradcheck_errors.png"],
+    "03_inside_pnet": ["receptive_field.png", "conv1_filters.png", "feature_maps_prelu1.png",
+                       "feature_maps_prelu3.png", "fully_convolutional.png"],
+    "04_mtcnn_step_by_step": ["pyramid.png", "heatmaps.png", "nms.png", "rnet_crops.png", "rnet.png", "onet.png",
+                              "counts.png", "faces.png", "astronaut_stages.png"],
+    "05_sppnet": ["box_mapping.png", "spp_bins.png", "shared_features.png"],
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(tutorial: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    out_dir = tmp_path / "figures"
+    env = dict(os.environ, FACECASCADE_TUTORIAL_OUT=str(out_dir), FACECASCADE_QUICK="1", MPLBACKEND="Agg")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    result = subprocess.run([sys.executable, str(tutorial)], cwd=work, env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT_SECONDS)
+    return result, out_dir
+
+
+def test_tutorials_are_found():
+    assert len(TUTORIALS) >= 5, f"expected the tutorials in {ROOT / 'tutorials'}, found {TUTORIALS}"
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS, ids=[t.stem for t in TUTORIALS])
+def test_tutorial_runs_and_writes_its_figures(tutorial, tmp_path):
+    result, out_dir = _run(tutorial, tmp_path)
+    if result.returncode != 0:
+        pytest.fail(f"{tutorial.name} exited with {result.returncode}\n--- stdout (last 3000 chars) ---\n"
+                    f"{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr}")
+    expected = FIGURES.get(tutorial.stem)
+    written = sorted(p.name for p in out_dir.glob("*.png")) if out_dir.is_dir() else []
+    if expected is None:  # a new tutorial not listed above: it must write at least one figure
+        assert written, f"{tutorial.name} wrote no figures to {out_dir}"
+        expected = written
+    for name in expected:
+        path = out_dir / name
+        assert path.is_file(), f"{tutorial.name} did not write {name}; it wrote {written}"
+        assert path.stat().st_size > 0, f"{path} is empty"
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE, f"{path} is not a PNG file"
+    # nothing may land in the working directory when an output folder is given
+    assert not (tmp_path / "cwd" / "tutorial-output").exists()
+
+
+@pytest.mark.parametrize("tutorial", TUTORIALS, ids=[t.stem for t in TUTORIALS])
+def test_tutorial_is_a_headless_percent_script(tutorial):
+    """Openable as a notebook (jupytext percent cells), never opens a window."""
+    source = tutorial.read_text(encoding="utf-8")
+    assert source.count("# %% [markdown]") >= 3, "expected markdown cells marked '# %% [markdown]'"
+    assert re.search(r"^# %%$", source, flags=re.MULTILINE), "expected code cells marked '# %%'"
+    assert ".show(" not in source, "tutorials write figures to files and never call show()"
+    assert "import matplotlib.pyplot" not in source and "from matplotlib import pyplot" not in source
+    assert "## Exercises" in source and "*Hint:*" in source, "every tutorial ends with exercises and hints"
+
+
+def test_readme_lists_every_tutorial():
+    readme = (ROOT / "tutorials" / "README.md").read_text(encoding="utf-8")
+    missing = [t.name for t in TUTORIALS if t.name not in readme]
+    assert not missing, f"tutorials/README.md does not mention {missing}"
