@@ -42,12 +42,12 @@ def prelu_forward(x, alpha):
     alpha = np.asarray(alpha)
     require_shape(alpha, (x.shape[1],), "alpha")
     a = alpha.astype(x.dtype, copy=False).reshape(_channel_shape(x))
-    if np.all(alpha <= 1):
-        # For a slope <= 1, prelu(x) = max(x, a*x): x wins where x > 0, a*x where x <= 0.
-        # Two passes over the data instead of the three of np.where (this is the hot path).
-        out = a * x
-        return np.maximum(out, x, out=out), (x, alpha)
-    return np.where(x > 0, x, a * x), (x, alpha)
+    # prelu(x) = x + (alpha - 1) * min(x, 0): x where x > 0, alpha * x where x <= 0.
+    # Three in-place passes, several times faster than np.where with a broadcast alpha.
+    out = np.minimum(x, 0)
+    out *= a - 1
+    out += x
+    return out, (x, alpha)
 
 
 def prelu_backward(dout, cache):

@@ -100,7 +100,7 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
     cols = im2col(x, KH, KW, stride, pad)
     out = w.reshape(F, -1) @ cols  # (F, N*OH*OW): the whole convolution
     out += b[:, None]
-    out = np.ascontiguousarray(out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))
+    out = out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)  # a view: (N, F, OH, OW) without a copy
     return out, (x, w, cols, stride, pad)
 
 

@@ -44,6 +44,7 @@ class Module:
         self.params: dict[str, Parameter] = {}
         self.children: dict[str, Module] = {}
         self.training = True
+        self.keep_cache = True  # False for pure inference: no backward, less memory held
         self._cache = _NO_FORWARD_YET
 
     # --- the two passes -------------------------------------------------------------
@@ -56,9 +57,14 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def _remember(self, cache) -> None:
+        """Keep the forward pass's cache for backward, unless the module only infers."""
+        self._cache = cache if self.keep_cache else _NO_FORWARD_YET
+
     def _take_cache(self):
         if self._cache is _NO_FORWARD_YET:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward "
+                               "(or after a forward in inference mode, which keeps no cache)")
         return self._cache
 
     # --- parameters and state ---------------------------------------------------------
@@ -108,12 +114,27 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         self.training = mode
+        if mode:
+            self.keep_cache = True  # training needs backward
         for child in self.children.values():
             child.train(mode)
         return self
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    def inference(self, enabled: bool = True) -> "Module":
+        """Eval mode, and forward passes keep no cache (backward is then unavailable): the
+        detector's setting. Caches hold every intermediate array alive until the next pass."""
+        self.eval()
+        for module in [self, *self._descendants()]:
+            module.keep_cache = not enabled
+        return self
+
+    def _descendants(self):
+        for child in self.children.values():
+            yield child
+            yield from child._descendants()
 
     def extra_repr(self) -> str:
         return ""
@@ -139,7 +160,8 @@ class Conv2D(Module):
         self.params["b"] = Parameter(np.zeros(out_channels, dtype=dtype), decay=False)
 
     def forward(self, x):
-        out, self._cache = conv_forward(x, self.params["w"].value, self.params["b"].value, self.stride, self.pad)
+        out, cache = conv_forward(x, self.params["w"].value, self.params["b"].value, self.stride, self.pad)
+        self._remember(cache)
         return out
 
     def backward(self, dout):
@@ -160,7 +182,8 @@ class Linear(Module):
         self.params["b"] = Parameter(np.zeros(out_features, dtype=dtype), decay=False)
 
     def forward(self, x):
-        out, self._cache = linear_forward(x, self.params["w"].value, self.params["b"].value)
+        out, cache = linear_forward(x, self.params["w"].value, self.params["b"].value)
+        self._remember(cache)
         return out
 
     def backward(self, dout):
@@ -180,7 +203,8 @@ class PReLU(Module):
         self.params["alpha"] = Parameter(np.full(channels, init, dtype=dtype), decay=False)
 
     def forward(self, x):
-        out, self._cache = prelu_forward(x, self.params["alpha"].value)
+        out, cache = prelu_forward(x, self.params["alpha"].value)
+        self._remember(cache)
         return out
 
     def backward(self, dout):
@@ -198,7 +222,8 @@ class _Stateless(Module):
         raise NotImplementedError
 
     def forward(self, x):
-        out, self._cache = self._forward(x)
+        out, cache = self._forward(x)
+        self._remember(cache)
         return out
 
     def backward(self, dout):

@@ -6,7 +6,7 @@ ceil=ceil_mode), likewise OW.
     out[n, c, i, j] = max over the window x[n, c, i*stride : i*stride+size, j*stride : j*stride+size]
 
 In ceil mode the last window may hang over the bottom/right edge; it pools only the pixels
-inside (we pad with -inf, which never wins). Backward routes each dout to the position that
+inside. Backward routes each dout to the position that
 won its window (the first maximum in row-major window order when there is a tie), and
 *adds* where overlapping windows (stride < size) pick the same pixel.
 """
@@ -28,56 +28,61 @@ def _pool_geometry(x, size, stride, ceil_mode):
     return x, OH, OW
 
 
-def _pad_to_windows(x, size, stride, OH, OW):
-    """Pad bottom/right with -inf so the (possibly overhanging) last windows are complete."""
+def _offset_windows(x, p, q, stride, OH, OW):
+    """For window offset (p, q): how many windows (rows, cols) have that offset inside x, and
+    the view of x holding it for each of them.
+
+    In ceil mode the last window may hang over the edge, so an offset near the window's end
+    can be missing from it; windows are never missing an offset at the start, so offset
+    (0, 0) always covers all OH x OW windows.
+    """
     H, W = x.shape[2:]
-    extra_h = max(0, (OH - 1) * stride + size - H)
-    extra_w = max(0, (OW - 1) * stride + size - W)
-    if extra_h == 0 and extra_w == 0:
-        return x
-    N, C = x.shape[:2]
-    xp = np.full((N, C, H + extra_h, W + extra_w), -np.inf, dtype=x.dtype)
-    xp[:, :, :H, :W] = x
-    return xp
-
-
-def _offset_slice(xp, p, q, stride, OH, OW):
-    """View of xp holding, for every window (i, j), the element at window offset (p, q)."""
-    return xp[:, :, p : p + stride * (OH - 1) + 1 : stride, q : q + stride * (OW - 1) + 1 : stride]
+    rows = min(OH, -(-(H - p) // stride))  # windows i with i*stride + p < H
+    cols = min(OW, -(-(W - q) // stride))
+    view = x[:, :, p : p + stride * (rows - 1) + 1 : stride, q : q + stride * (cols - 1) + 1 : stride]
+    return rows, cols, view
 
 
 def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):
     """Fast max pooling: the running maximum over the size*size strided slices of x.
 
     x: (N, C, H, W) float. Returns out (N, C, OH, OW) in x's dtype and cache
-    (xp, x_shape, out, size, stride), xp being x padded with -inf in ceil mode.
+    (x, out, size, stride).
     """
     x, OH, OW = _pool_geometry(x, size, stride, ceil_mode)
-    xp = _pad_to_windows(x, size, stride, OH, OW)
-    out = _offset_slice(xp, 0, 0, stride, OH, OW).copy()
+    # order='K' keeps x's memory layout (a conv output may be laid out as (C, N, H, W)),
+    # so the running maximum below reads and writes memory in the same order
+    out = _offset_windows(x, 0, 0, stride, OH, OW)[2].copy(order="K")
     for p in range(size):
         for q in range(size):
-            np.maximum(out, _offset_slice(xp, p, q, stride, OH, OW), out=out)
-    return out, (xp, x.shape, out, size, stride)
+            rows, cols, view = _offset_windows(x, p, q, stride, OH, OW)
+            if rows > 0 and cols > 0:
+                part = out[:, :, :rows, :cols]
+                np.maximum(part, view, out=part)
+    return out, (x, out, size, stride)
 
 
 def maxpool_backward(dout, cache):
     """Backward of ``maxpool_forward``: dout (N, C, OH, OW) -> dx (N, C, H, W).
 
     Scans the window offsets in row-major order; the first offset holding a window's maximum
-    takes that window's gradient (``unclaimed`` stops a tie from taking it twice).
+    takes that window's gradient (``unclaimed`` stops a tie from taking it twice). Overlapping
+    windows that pick the same pixel add up.
     """
-    xp, x_shape, out, size, stride = cache
+    x, out, size, stride = cache
     OH, OW = out.shape[2:]
-    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    dx = np.zeros(x.shape, dtype=dout.dtype)
     unclaimed = np.ones(out.shape, dtype=bool)
     for p in range(size):
         for q in range(size):
-            wins = unclaimed & (_offset_slice(xp, p, q, stride, OH, OW) == out)
-            _offset_slice(dxp, p, q, stride, OH, OW)[...] += np.where(wins, dout, 0)
-            unclaimed &= ~wins
-    H, W = x_shape[2:]
-    return dxp[:, :, :H, :W]
+            rows, cols, view = _offset_windows(x, p, q, stride, OH, OW)
+            if rows <= 0 or cols <= 0:
+                continue
+            free = unclaimed[:, :, :rows, :cols]
+            wins = free & (view == out[:, :, :rows, :cols])
+            _offset_windows(dx, p, q, stride, OH, OW)[2][...] += np.where(wins, dout[:, :, :rows, :cols], 0)
+            free &= ~wins
+    return dx
 
 
 def maxpool_forward_naive(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):

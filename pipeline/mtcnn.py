@@ -151,6 +151,8 @@ class MTCNNDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = factor
         self.pnet, self.rnet, self.onet = nets if nets is not None else pretrained_mtcnn()
+        for net in (self.pnet, self.rnet, self.onet):
+            net.inference()  # no backward here: keep no caches, hold less memory
 
     # ------------------------------------------------------------------ the three stages
     def propose(self, image_chw: np.ndarray, trace: Trace) -> Boxes:
