@@ -1,7 +1,7 @@
 """How fast is the NumPy MTCNN? Run by hand: ``python benchmarks/bench_detect.py``.
 
-Times ``MTCNNDetector.detect`` (median of --repeats runs after one warm-up) on a 512 x 512
-portrait (scikit-image's astronaut) and a 1280 x 886 group photo (a photo of shared/data/photos
+Times ``MTCNNDetector.detect`` (median of --repeats runs after one warm-up; ``workers`` and
+torch threads set to the thread count) on a 512 x 512 portrait (scikit-image's astronaut) and a 1280 x 886 group photo (a photo of shared/data/photos
 enlarged, or, without the data kit, a collage of the package photos), with 1 and 2 BLAS threads,
 and prints the time of each stage. If facenet-pytorch is importable, it times the reference
 MTCNN on the same images in the same run and prints our time / its time (below 1: we are faster).
@@ -67,25 +67,26 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_ours(image: np.ndarray, repeats: int) -> dict[str, float]:
+def time_ours(image: np.ndarray, repeats: int, threads: int) -> dict[str, float]:
     from pipeline.images import to_chw_float
     from pipeline.mtcnn import MTCNNDetector, Trace
 
-    det = MTCNNDetector()
+    det = MTCNNDetector(workers=threads)
     result = {}
     # the stages one at a time, exactly as detect() chains them
     chw = to_chw_float(image)
     stages = {"propose (P-Net)": [], "refine (R-Net)": [], "output (O-Net)": []}
     for _ in range(repeats):
         trace = Trace(image=image)
-        t0 = time.perf_counter()
-        boxes = det.propose(chw, trace)
-        t1 = time.perf_counter()
-        boxes = det.refine(chw, boxes, trace) if len(boxes) else boxes
-        t2 = time.perf_counter()
-        if len(boxes):
-            det.output(chw, boxes, trace)
-        t3 = time.perf_counter()
+        with det.parallel.session():
+            t0 = time.perf_counter()
+            boxes = det.propose(chw, trace)
+            t1 = time.perf_counter()
+            boxes = det.refine(chw, boxes, trace) if len(boxes) else boxes
+            t2 = time.perf_counter()
+            if len(boxes):
+                det.output(chw, boxes, trace)
+            t3 = time.perf_counter()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
             stages[name].append(dt)
     result.update({name: statistics.median(v) for name, v in stages.items()})
@@ -112,11 +113,11 @@ def reference_detector(threads: int):
 def worker(threads: int, repeats: int) -> None:
     from pipeline.mtcnn import MTCNNDetector
 
-    ours = MTCNNDetector()
+    ours = MTCNNDetector(workers=threads)
     reference = reference_detector(threads)
     rows = []
     for name, image in test_images().items():
-        stages = time_ours(image, repeats)
+        stages = time_ours(image, repeats, threads)
         pil = Image.fromarray(image)
         # Alternate the two detectors run by run, so that a burst of load on the machine
         # slows both alike and the ratio stays fair.

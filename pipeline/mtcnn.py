@@ -21,6 +21,7 @@ from nets import ONET_SIZE, RNET_SIZE, pretrained_mtcnn
 from .boxes import apply_regression, make_square, nms
 from .crops import crop_and_resize
 from .images import load_image, to_chw_float
+from .parallel import Parallel
 from .proposals import heatmap_to_boxes, normalize, pnet_maps
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
 from .resize import resize_area
@@ -120,12 +121,16 @@ class Trace:
         ]
 
 
-def run_in_batches(net, patches: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarray]:
-    """net.forward over patches (K, 3, S, S) in chunks of ``batch``; outputs concatenated."""
+def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """net.forward over patches (K, 3, S, S) in chunks (at most ``batch``, and one per worker
+    of ``parallel``, a `Parallel`); outputs concatenated in order."""
     if len(patches) == 0:
         return {}
-    chunks = [net.forward(patches[i : i + batch]) for i in range(0, len(patches), batch)]
-    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+    workers = parallel.workers if parallel is not None else 1
+    size = min(batch, -(-len(patches) // workers))
+    chunks = [patches[i : i + size] for i in range(0, len(patches), size)]
+    outputs = parallel.map(net.forward, chunks) if parallel is not None else [net.forward(c) for c in chunks]
+    return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
 
 
 class MTCNNDetector:
@@ -140,7 +145,7 @@ class MTCNNDetector:
     """
 
     def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=DEFAULT_THRESHOLDS,
-                 factor: float = DEFAULT_FACTOR, nets=None):
+                 factor: float = DEFAULT_FACTOR, nets=None, workers: int | None = None):
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three probabilities, got {thresholds!r}")
         if not min_face_size > 0:
@@ -150,6 +155,7 @@ class MTCNNDetector:
         self.min_face_size = min_face_size
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = factor
+        self.parallel = Parallel(workers)
         self.pnet, self.rnet, self.onet = nets if nets is not None else pretrained_mtcnn()
         for net in (self.pnet, self.rnet, self.onet):
             net.inference()  # no backward here: keep no caches, hold less memory
@@ -160,10 +166,11 @@ class MTCNNDetector:
         _, H, W = image_chw.shape
         trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor)
         boxes, scores, offsets = [], [], []
-        for scale in trace.scales:
+        def scan(scale):
             size = scaled_size(H, W, scale)
-            level = normalize(resize_area(image_chw, *size))
-            prob, level_offsets = pnet_maps(self.pnet, level)
+            return size, pnet_maps(self.pnet, normalize(resize_area(image_chw, *size)))
+
+        for scale, (size, (prob, level_offsets)) in zip(trace.scales, self.parallel.map(scan, trace.scales)):
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
             keep = union_nms(b, s, NMS_WITHIN_LEVEL)
             trace.level_sizes.append(size)
@@ -188,7 +195,7 @@ class MTCNNDetector:
     def _score_crops(self, net, image_chw, candidates: Boxes, size: int):
         """Crop, normalize and run a net; returns (boxes, probs, outputs) for the crops made."""
         patches, kept = crop_and_resize(image_chw, candidates.boxes, size)
-        out = run_in_batches(net, normalize(patches))
+        out = run_in_batches(net, normalize(patches), self.parallel)
         if not out:
             return candidates.boxes[:0], np.zeros(0, np.float32), {}
         return candidates.boxes[kept], softmax(out["face"])[:, 1], out
@@ -236,13 +243,14 @@ class MTCNNDetector:
         rgb = load_image(image)
         record = Trace(image=rgb)
         image_chw = to_chw_float(rgb)
-        candidates = self.propose(image_chw, record)
-        if len(candidates):
-            candidates = self.refine(image_chw, candidates, record)
-        if len(candidates):
-            final, landmarks = self.output(image_chw, candidates, record)
-        else:
-            final, landmarks = Boxes.empty(), np.zeros((0, 5, 2), np.float32)
+        with self.parallel.session():
+            candidates = self.propose(image_chw, record)
+            if len(candidates):
+                candidates = self.refine(image_chw, candidates, record)
+            if len(candidates):
+                final, landmarks = self.output(image_chw, candidates, record)
+            else:
+                final, landmarks = Boxes.empty(), np.zeros((0, 5, 2), np.float32)
         order = np.argsort(-final.scores, kind="stable")
         faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]),
                       landmarks[i].astype(np.float64)) for i in order]
