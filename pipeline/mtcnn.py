@@ -22,7 +22,7 @@ from .boxes import apply_regression, make_square, nms
 from .crops import crop_and_resize
 from .images import load_image, to_chw_float
 from .parallel import Parallel
-from .proposals import heatmap_to_boxes, normalize, pnet_maps
+from .proposals import heatmap_to_boxes, normalize, pnet_pyramid_maps
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
 from .resize import resize_area
 
@@ -137,7 +137,10 @@ class MTCNNDetector:
     """Face detector with the released MTCNN weights.
 
     min_face_size: smallest face to find, in pixels; thresholds: face probability needed to
-    pass P-Net, R-Net and O-Net; factor: pyramid shrink factor between levels.
+    pass P-Net, R-Net and O-Net; factor: pyramid shrink factor between levels; nets: (pnet,
+    rnet, onet) to use instead of the released models; workers: threads for the pyramid
+    levels and crop batches (default: the CPUs available; see `pipeline.parallel`). One
+    detector runs one ``detect`` at a time: give each thread of yours its own detector.
 
         det = MTCNNDetector()
         faces = det.detect("photo.jpg")            # list of Face, best first
@@ -166,11 +169,10 @@ class MTCNNDetector:
         _, H, W = image_chw.shape
         trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor)
         boxes, scores, offsets = [], [], []
-        def scan(scale):
-            size = scaled_size(H, W, scale)
-            return size, pnet_maps(self.pnet, normalize(resize_area(image_chw, *size)))
-
-        for scale, (size, (prob, level_offsets)) in zip(trace.scales, self.parallel.map(scan, trace.scales)):
+        sizes = [scaled_size(H, W, scale) for scale in trace.scales]
+        levels = self.parallel.map(lambda size: normalize(resize_area(image_chw, *size)), sizes)
+        maps = pnet_pyramid_maps(self.pnet, levels, map_fn=self.parallel.map)
+        for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
             keep = union_nms(b, s, NMS_WITHIN_LEVEL)
             trace.level_sizes.append(size)

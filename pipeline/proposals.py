@@ -28,28 +28,53 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
     return (pixels - np.float32(127.5)) * np.float32(1.0 / 128.0)
 
 
-def pnet_maps(pnet, level: np.ndarray, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
-    """Run P-Net on one normalized pyramid level.
+def strip_rows(h: int, w: int, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
+    """Split the P-Net output rows of an h x w level into strips: list of (r0, r1), r1 exclusive.
 
-    level: (3, h, w) float32, h, w >= 12. Returns face probability (OH, OW) float32 and box
-    offsets (4, OH, OW) float32, OH = ceil((h - 2) / 2) - 4, likewise OW.
-
-    Levels are cut into horizontal strips of about ``tile_pixels`` pixels (at least
-    ``min_rows`` output rows). Output rows [r0, r1) need level rows
-    [2*r0, 2*(r1-1) + 12): every layer is local and the 2x2 pooling stays aligned because
-    strips start on even rows, so the stitched maps equal one pass over the whole level.
+    Each strip reads about ``tile_pixels`` level pixels and has at least ``min_rows`` rows.
     """
-    _, h, w = level.shape
     out_h = -(-(h - 2) // 2) - 4
-    rows_per_tile = max(min_rows, (tile_pixels // max(w, 1) - CELL_SIZE) // STRIDE + 1)
-    probs, offsets = [], []
-    for r0 in range(0, out_h, rows_per_tile):
-        r1 = min(out_h, r0 + rows_per_tile)
-        bottom = h if r1 == out_h else STRIDE * (r1 - 1) + CELL_SIZE  # last strip keeps Caffe's edge
-        out = pnet.forward(level[None, :, STRIDE * r0 : bottom])
-        probs.append(softmax(out["face"])[0, 1])
-        offsets.append(out["box"][0])
-    return np.concatenate(probs, axis=0), np.concatenate(offsets, axis=1)
+    rows_per_strip = max(min_rows, (tile_pixels // max(w, 1) - CELL_SIZE) // STRIDE + 1)
+    return [(r0, min(out_h, r0 + rows_per_strip)) for r0 in range(0, out_h, rows_per_strip)]
+
+
+def pnet_strip(pnet, level: np.ndarray, r0: int, r1: int):
+    """P-Net output rows [r0, r1) of a level (3, h, w): face probability (r1 - r0, OW) and box
+    offsets (4, r1 - r0, OW).
+
+    They need level rows [2*r0, 2*(r1-1) + 12): every layer is local and the 2x2 pooling stays
+    aligned because strips start on even rows, so stitched strips equal one pass over the
+    whole level. The last strip runs to the level's bottom edge, where Caffe's ceil-mode
+    pooling sees a partial window, exactly as the whole level would.
+    """
+    out_h = -(-(level.shape[1] - 2) // 2) - 4
+    bottom = level.shape[1] if r1 == out_h else STRIDE * (r1 - 1) + CELL_SIZE
+    out = pnet.forward(level[None, :, STRIDE * r0 : bottom])
+    return softmax(out["face"])[0, 1], out["box"][0]
+
+
+def pnet_pyramid_maps(pnet, levels, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS, map_fn=None):
+    """Run P-Net on every normalized pyramid level, strip by strip.
+
+    levels: list of (3, h, w) float32 arrays, h, w >= 12; map_fn: a ``map`` to run the strips
+    with (e.g. `Parallel.map`, to use every core; default: the built-in one, in order).
+    Returns one (prob (OH, OW), offsets (4, OH, OW)) per level, OH = ceil((h - 2) / 2) - 4.
+    """
+    jobs = [(i, r0, r1) for i, level in enumerate(levels)
+            for r0, r1 in strip_rows(*level.shape[1:], tile_pixels, min_rows)]
+    map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
+    parts = map_fn(lambda job: pnet_strip(pnet, levels[job[0]], job[1], job[2]), jobs)
+    maps = []
+    for i in range(len(levels)):
+        mine = [part for (level, _, _), part in zip(jobs, parts) if level == i]
+        maps.append((np.concatenate([p for p, _ in mine], axis=0), np.concatenate([o for _, o in mine], axis=1)))
+    return maps
+
+
+def pnet_maps(pnet, level: np.ndarray, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
+    """Run P-Net on one normalized pyramid level (3, h, w), h, w >= 12: face probability
+    (OH, OW) and box offsets (4, OH, OW), computed in strips (see `pnet_strip`)."""
+    return pnet_pyramid_maps(pnet, [level], tile_pixels, min_rows)[0]
 
 
 def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float):
