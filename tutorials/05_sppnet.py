@@ -26,6 +26,7 @@
 # convolutional trunk as the feature extractor.
 
 # %%
+import inspect
 import time
 
 import numpy as np
@@ -40,6 +41,7 @@ from pipeline.images import to_chw_float
 from pipeline.mtcnn import MTCNNDetector, Trace
 from pipeline.plots import draw_boxes
 from pipeline.proposals import normalize
+from pipeline.roi import box_to_cells
 
 OUT = _tutorial.output_dir("05_sppnet")
 QUICK = _tutorial.QUICK
@@ -74,29 +76,11 @@ QUICK = _tutorial.QUICK
 # inside it); then we use the single cell whose centre is nearest the window's centre. And the
 # result is clamped to the map, since candidate boxes may hang over the image border.
 #
-# This mapping is not (yet) a library function, so we write it here.
+# The mapping lives in `pipeline.roi.box_to_cells`; here is its code, line for line the rule
+# above:
 
 # %%
-def box_to_cells(boxes, stride, offset, map_height, map_width):
-    """Feature-map cells whose receptive-field centres lie inside each box (SPEC C.2).
-
-    boxes: (K, 4) float x1, y1, x2, y2 in image pixels; stride: S, the net's total stride;
-    offset: image coordinate of cell 0's centre (cell i is centred at offset + S * i);
-    map_height, map_width: the feature map's size. Returns (K, 4) int: left, top, right,
-    bottom cell indices, *inclusive*, so the region is fmap[..., top:bottom+1, left:right+1].
-    """
-    boxes = np.asarray(boxes, dtype=np.float64)
-    first = np.floor((boxes[:, :2] - offset) / stride) + 1      # left, top
-    last = np.ceil((boxes[:, 2:] - offset) / stride) - 1        # right, bottom
-    centre = np.rint(((boxes[:, :2] + boxes[:, 2:]) / 2 - offset) / stride)
-    too_small = last < first                                    # no centre inside: one cell
-    first = np.where(too_small, centre, first)
-    last = np.where(too_small, centre, last)
-    upper = np.array([map_width - 1, map_height - 1])
-    first = np.clip(first, 0, upper)
-    last = np.clip(last, 0, upper)
-    return np.concatenate([first, last], axis=1).astype(np.int64)
-
+print(inspect.getsource(box_to_cells))
 
 print(box_to_cells([[50, 40, 200, 130]], stride=16, offset=0, map_height=40, map_width=40))
 print("a 10-pixel box:", box_to_cells([[100, 100, 110, 110]], stride=16, offset=0, map_height=40, map_width=40))
