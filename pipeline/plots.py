@@ -456,6 +456,31 @@ def plot_counts(trace, save=None, ax=None):
 # ---------------------------------------------------------------- inside the nets
 
 
+def draw_number_grid(ax, values, title="", colors=None, fontsize=11):
+    """Draw a small 2-D array as a grid of numbered cells onto ``ax`` (row 0 at the top): the
+    hand-worked examples of the tutorials.
+
+    values: (rows, cols) numbers; colors: optional rows x cols face colours (default white).
+    Returns ax. Cell (r, c) is the unit square [c, c+1) x [r, r+1), so boxes drawn over it
+    use the same coordinates as `pipeline.boxes`.
+    """
+    values = np.asarray(values)
+    if values.ndim != 2:
+        raise ValueError(f"values must be a 2-D array; got shape {values.shape}")
+    rows, cols = values.shape
+    for r in range(rows):
+        for c in range(cols):
+            face = colors[r][c] if colors is not None else "white"
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="0.6"))
+            ax.text(c + 0.5, r + 0.5, f"{values[r, c]:g}", ha="center", va="center", fontsize=fontsize)
+    ax.set_xlim(-0.1, cols + 0.1)
+    ax.set_ylim(rows + 0.1, -0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
 def plot_filters(w, save=None, title=None):
     """First-layer style view of convolution filters: one small image per filter.
 

@@ -401,3 +401,15 @@ assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a" / "b.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_draw_number_grid_draws_one_cell_per_value():
+    from matplotlib.figure import Figure
+
+    from pipeline.plots import draw_number_grid
+
+    ax = Figure().subplots()
+    draw_number_grid(ax, np.arange(6).reshape(2, 3), "x")
+    assert len(ax.patches) == 6 and len(ax.texts) == 6
+    with pytest.raises(ValueError, match="2-D"):
+        draw_number_grid(ax, np.arange(3))

@@ -1,6 +1,5 @@
 """Mapping image boxes to feature-map cells (SPEC C.2)."""
 
-import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 

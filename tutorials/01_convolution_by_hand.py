@@ -35,6 +35,7 @@ import _tutorial  # puts the repository on sys.path; figure folder; quick mode
 from layers import conv_forward, conv_forward_naive, conv_output_size, maxpool_forward
 from layers.conv import im2col
 from nets import PNet, RNet
+from pipeline.plots import draw_number_grid
 
 OUT = _tutorial.output_dir("01_convolution_by_hand")
 QUICK = _tutorial.QUICK
@@ -91,18 +92,6 @@ assert np.array_equal(out[0, 0], [[37, 47], [67, 77]])
 WINDOW_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
 
 
-def draw_grid(ax, values, title="", fontsize=12):
-    """Draw a 2-D array as a grid of numbered cells (row 0 at the top)."""
-    rows, cols = values.shape
-    for r in range(rows):
-        for c in range(cols):
-            ax.add_patch(Rectangle((c, r), 1, 1, facecolor="white", edgecolor="0.6"))
-            ax.text(c + 0.5, r + 0.5, f"{values[r, c]:g}", ha="center", va="center", fontsize=fontsize)
-    ax.set_xlim(-0.1, cols + 0.1)
-    ax.set_ylim(rows + 0.1, -0.1)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title, fontsize=10)
 
 
 def highlight(ax, row, col, height, width, color, inset=0.0, dashed=False):
@@ -115,9 +104,9 @@ axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [3, 3, 3, 3, 2.2]})
 for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
     window = x[0, 0, i : i + 2, j : j + 2]
     terms = " + ".join(f"{a:g}*{k_:g}" for a, k_ in zip(window.ravel(), w[0, 0].ravel()))
-    draw_grid(axes[k], x[0, 0], f"out[{i}, {j}] =\n{terms}\n= {out[0, 0, i, j]:g}")
+    draw_number_grid(axes[k], x[0, 0], f"out[{i}, {j}] =\n{terms}\n= {out[0, 0, i, j]:g}")
     highlight(axes[k], i, j, 2, 2, WINDOW_COLORS[k])
-draw_grid(axes[4], out[0, 0], "out (2x2)")
+draw_number_grid(axes[4], out[0, 0], "out (2x2)")
 for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
     highlight(axes[4], i, j, 1, 1, WINDOW_COLORS[k], inset=0.05)
 fig.suptitle("A 2x2 kernel [[1, 2], [3, 4]] slides over a 3x3 input: four windows, four outputs")
@@ -189,12 +178,12 @@ print("stride=2 on a 5x5 input:\n",
 # %%
 fig = Figure(layout="constrained", figsize=(11, 3.6))
 ax_in, ax_cols, ax_out = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 4.6, 4.6]})
-draw_grid(ax_in, x[0, 0], "input x (3x3) and its four 2x2 windows")
+draw_number_grid(ax_in, x[0, 0], "input x (3x3) and its four 2x2 windows")
 for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
     highlight(ax_in, i, j, 2, 2, WINDOW_COLORS[k], inset=0.04 + 0.06 * k)
 
 cols = im2col(x, 2, 2)  # (C*KH*KW, N*OH*OW) = (4, 4)
-draw_grid(ax_cols, cols, "cols = im2col(x, 2, 2): one window per column\n"
+draw_number_grid(ax_cols, cols, "cols = im2col(x, 2, 2): one window per column\n"
           "rows: kernel offset (p, q); columns: output pixel (i, j)")
 for k in range(4):
     highlight(ax_cols, 0, k, 4, 1, WINDOW_COLORS[k], inset=0.06)
@@ -206,7 +195,7 @@ ax_cols.set_xlim(-1.1, 4.1)
 ax_cols.set_ylim(4.6, -0.1)
 
 row = w.reshape(1, -1) @ cols  # (F, N*OH*OW)
-draw_grid(ax_out, np.vstack([w.reshape(1, -1), row]),
+draw_number_grid(ax_out, np.vstack([w.reshape(1, -1), row]),
           "top: kernel as a row w.reshape(F, -1)\nbottom: row @ cols = out, flattened")
 for k in range(4):
     highlight(ax_out, 1, k, 1, 1, WINDOW_COLORS[k], inset=0.06)

@@ -50,6 +50,7 @@ from layers import (Conv2D, Linear, MaxPool2D, PReLU, Sequential, conv_backward,
                     prelu_backward, prelu_forward, softmax, softmax_backward, softmax_cross_entropy)
 from layers.gradcheck import (TOLERANCE, check_loss, check_module, check_op, format_report, numerical_gradient,
                               relative_error)
+from pipeline.plots import draw_number_grid
 
 OUT = _tutorial.output_dir("02_backprop_by_hand")
 
@@ -119,19 +120,6 @@ print(inspect.getsource(conv_backward_naive))
 
 # %%
 # Drawing code: the four kernel stamps and their sum.
-def draw_grid(ax, values, title="", colors=None, fontsize=11):
-    """Draw a 2-D array as a grid of numbered cells (row 0 at the top); colors: optional per-cell."""
-    rows, cols = values.shape
-    for r in range(rows):
-        for c in range(cols):
-            face = colors[r][c] if colors is not None else "white"
-            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="0.6"))
-            ax.text(c + 0.5, r + 0.5, f"{values[r, c]:g}", ha="center", va="center", fontsize=fontsize)
-    ax.set_xlim(-0.1, cols + 0.1)
-    ax.set_ylim(rows + 0.1, -0.1)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(title, fontsize=10)
 
 
 STAMP_COLORS = ["#9ecae1", "#fdae6b", "#a1d99b", "#fc9272"]
@@ -144,8 +132,8 @@ for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
     for r in range(i, i + 2):
         for c in range(j, j + 2):
             colors[r][c] = STAMP_COLORS[k]
-    draw_grid(axes[k], stamp, f"dout[{i}, {j}] = 1 sends\nthe kernel to window ({i}, {j})", colors)
-draw_grid(axes[4], dx[0, 0], "dx = sum of the stamps\n(overlaps add up)")
+    draw_number_grid(axes[k], stamp, f"dout[{i}, {j}] = 1 sends\nthe kernel to window ({i}, {j})", colors)
+draw_number_grid(axes[4], dx[0, 0], "dx = sum of the stamps\n(overlaps add up)")
 fig.suptitle("Backward of a convolution: every output pixel stamps the kernel back onto its window")
 _tutorial.save(fig, OUT / "conv_backward.png")
 
@@ -226,7 +214,7 @@ ax_x, ax_out, ax_dx = fig.subplots(1, 3)
 win_colors = [["white"] * 3 for _ in range(3)]
 for (r, c), color in zip([(0, 1), (1, 2), (2, 0), (2, 2)], STAMP_COLORS):
     win_colors[r][c] = color
-draw_grid(ax_x, x_m[0, 0], "x, the 2x2/2 ceil-mode windows\nand each window's winner", win_colors)
+draw_number_grid(ax_x, x_m[0, 0], "x, the 2x2/2 ceil-mode windows\nand each window's winner", win_colors)
 for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
     r0, c0 = 2 * i, 2 * j
     inset = 0.05
@@ -236,9 +224,9 @@ for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
                              clip_on=False))
 ax_x.set_xlim(-0.1, 4.1)
 ax_x.set_ylim(4.1, -0.1)
-draw_grid(ax_out, out_m[0, 0], "out = max of each window\n(dout = [[1, 2], [3, 4]])",
+draw_number_grid(ax_out, out_m[0, 0], "out = max of each window\n(dout = [[1, 2], [3, 4]])",
           [[STAMP_COLORS[0], STAMP_COLORS[1]], [STAMP_COLORS[2], STAMP_COLORS[3]]])
-draw_grid(ax_dx, dx_m[0, 0], "dx: each dout goes to\nits window's winner", win_colors)
+draw_number_grid(ax_dx, dx_m[0, 0], "dx: each dout goes to\nits window's winner", win_colors)
 fig.suptitle("Max-pool backward routes the gradient to the winners (dashed windows overhang the edge)")
 _tutorial.save(fig, OUT / "maxpool_backward.png")
 
