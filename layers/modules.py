@@ -49,9 +49,12 @@ class Module:
 
     # --- the two passes -------------------------------------------------------------
     def forward(self, x):
+        """x: the input array (shapes per subclass). Returns the output; keeps the cache."""
         raise NotImplementedError
 
     def backward(self, dout):
+        """dout: gradient of the loss w.r.t. the last forward's output. Stores each parameter's
+        gradient in ``param.grad`` and returns dx, the gradient w.r.t. that forward's input."""
         raise NotImplementedError
 
     def __call__(self, x):
@@ -76,12 +79,15 @@ class Module:
         return found
 
     def parameters(self) -> list[Parameter]:
+        """Every Parameter, in the order of ``named_parameters``."""
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self) -> int:
+        """Total number of learnable numbers."""
         return sum(p.value.size for p in self.parameters())
 
     def zero_grad(self) -> None:
+        """Set every parameter's gradient to 0."""
         for p in self.parameters():
             p.grad[...] = 0
 
@@ -113,6 +119,7 @@ class Module:
         return self
 
     def train(self, mode: bool = True) -> "Module":
+        """Training mode (dropout active, caches kept) or, with mode=False, eval mode."""
         self.training = mode
         if mode:
             self.keep_cache = True  # training needs backward
@@ -121,6 +128,7 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """Eval mode: dropout off. Forward passes still keep caches (see ``inference``)."""
         return self.train(False)
 
     def inference(self, enabled: bool = True) -> "Module":
@@ -137,6 +145,7 @@ class Module:
             yield from child._descendants()
 
     def extra_repr(self) -> str:
+        """The hyperparameters shown by repr() and summary()."""
         return ""
 
     def __repr__(self) -> str:
@@ -231,6 +240,8 @@ class _Stateless(Module):
 
 
 class ReLU(_Stateless):
+    """max(x, 0) elementwise, any shape."""
+
     backward_fn = staticmethod(relu_backward)
 
     def _forward(self, x):

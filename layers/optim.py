@@ -16,6 +16,8 @@ import numpy as np
 
 
 class Optimizer:
+    """Base: params (a list of Parameter), lr > 0, weight_decay (L2, on params with decay=True)."""
+
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
         self.params = list(params)
         if lr <= 0:
@@ -30,13 +32,16 @@ class Optimizer:
         return p.grad
 
     def zero_grad(self) -> None:
+        """Set every parameter's gradient to 0."""
         for p in self.params:
             p.grad[...] = 0
 
     def state_dict(self) -> dict[str, np.ndarray]:
+        """The optimizer's slots (velocities or moments), step count and lr, as arrays."""
         raise NotImplementedError
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (shapes are checked), to resume training."""
         raise NotImplementedError
 
     def _load_slots(self, state, names):
@@ -59,6 +64,7 @@ class SGD(Optimizer):
         self.velocity = [np.zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
+        """One update of every parameter from its current gradient."""
         for p, v in zip(self.params, self.velocity):
             v *= self.momentum
             v -= self.lr * self._grad(p)
@@ -85,6 +91,7 @@ class Adam(Optimizer):
         self.v = [np.zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
+        """One update of every parameter from its current gradient."""
         self.steps += 1
         correction1 = 1 - self.beta1 ** self.steps
         correction2 = 1 - self.beta2 ** self.steps

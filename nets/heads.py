@@ -27,14 +27,18 @@ class MultiHeadNet(Module):
 
     @property
     def trunk(self) -> Sequential:
+        """The shared layers, as a Sequential."""
         return self.children["trunk"]
 
     def forward(self, x) -> dict[str, np.ndarray]:
+        """x: (N, 3, H, W) float32. Returns head name -> raw output ((N, K) or (N, K, OH, OW))."""
         features = self.trunk.forward(x)
-        self._cache = features.shape
+        self._remember(features.shape)
         return {name: self.children[name].forward(features) for name in self.head_names}
 
     def backward(self, douts: dict[str, np.ndarray]):
+        """douts: head name -> gradient of the loss w.r.t. that head's output (heads without a
+        loss may be left out). Returns dx (N, 3, H, W)."""
         unknown = set(douts) - set(self.head_names)
         if unknown:
             raise ValueError(f"no such heads: {sorted(unknown)}; heads are {self.head_names}")

@@ -59,6 +59,7 @@ class Face:
     landmarks: np.ndarray
 
     def to_dict(self) -> dict:
+        """Plain floats for JSON: {"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y] x 5]}."""
         return {"box": [float(v) for v in self.box], "score": float(self.score),
                 "landmarks": [[float(x), float(y)] for x, y in self.landmarks]}
 
@@ -75,6 +76,7 @@ class Boxes:
 
     @classmethod
     def empty(cls) -> "Boxes":
+        """No boxes: shapes (0, 4) and (0,)."""
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
 
