@@ -1,0 +1,231 @@
+"""What each stage of the detector sees and keeps, drawn from a `Trace` of `MTCNNDetector.detect`."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..images import to_chw_float
+from ..pyramid import scaled_size
+from ..resize import resize_area
+from .common import (
+    HEATMAP_CMAP, KEPT_COLOR, MAX_LABELS, REJECTED_COLOR, STAGES, as_boxes, check_image, concat_boxes,
+    figure_and_axes, finish, grid, plural, rows_in, show_image)
+from .images import draw_boxes
+
+
+def plot_pyramid(trace, save=None):
+    """The pyramid levels P-Net scanned, drawn at their true relative sizes.
+
+    trace: `pipeline.mtcnn.Trace` (uses trace.image (H, W, 3) uint8 and trace.scales).
+    Each level is trace.image resized by area averaging to ``scaled_size(H, W, scale)``, as
+    the detector does; every panel has the axes of level 0, so smaller levels look smaller.
+    Titles give the scale and the level size h x w in pixels. One row, or rows of 5.
+    Returns the Figure (a single message panel if the image had no levels).
+    """
+    image = check_image(trace.image)
+    if not trace.scales:
+        return finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
+    height, width = image.shape[:2]
+    image_chw = to_chw_float(image)
+    fig, axes = grid(len(trace.scales), height_ratio=1.1)
+    first = scaled_size(height, width, trace.scales[0])
+    for k, (ax, scale) in enumerate(zip(axes, trace.scales)):
+        h, w = scaled_size(height, width, scale)
+        level = resize_area(image_chw, h, w)
+        level = np.clip(np.rint(level), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        ax.imshow(level, extent=(0, w, h, 0), interpolation="nearest")
+        ax.set_xlim(0, first[1])
+        ax.set_ylim(first[0], 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"level {k}: scale {scale:.3f}\n{h} x {w} px", fontsize=9)
+    fig.suptitle(f"image pyramid: {plural(len(trace.scales), 'level')} "
+                 f"(image {height} x {width} px)")
+    return finish(fig, save)
+
+
+def _message_figure(message: str) -> Figure:
+    """A small Figure that only says ``message`` (for traces with nothing to show)."""
+    fig = Figure(figsize=(4, 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def _draw_heatmap(ax, prob: np.ndarray, level: int, scale: float, threshold: float):
+    """One P-Net face map (OH, OW) in 0..1 with its title; returns the AxesImage."""
+    prob = np.asarray(prob)
+    im = ax.imshow(prob, vmin=0.0, vmax=1.0, cmap=HEATMAP_CMAP, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    hits = int(np.count_nonzero(prob >= threshold))
+    ax.set_title(f"level {level}: scale {scale:.3f}, {prob.shape[0]} x {prob.shape[1]} cells\n"
+                 f"{plural(hits, 'cell')} \u2265 {threshold:g}", fontsize=9)
+    return im
+
+
+def plot_heatmaps(trace, save=None, max_levels=None, threshold=0.6):
+    """P-Net's face probability map of each pyramid level, one panel per level.
+
+    trace: `pipeline.mtcnn.Trace`; trace.prob_maps[i] is (OH, OW) float in 0..1, cell (r, c)
+    = the 12 x 12 level window at (2c, 2r). All panels share the colour scale 0..1 and one
+    colourbar; titles give the scale, the map size and the number of cells >= threshold
+    (P-Net's threshold, default 0.6: those cells become candidate boxes).
+    max_levels: show only the first (largest) levels. Returns the Figure.
+    """
+    maps = list(trace.prob_maps)[:max_levels]
+    if not maps:
+        return finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
+    fig, axes = grid(len(maps), height_ratio=1.05)
+    images = [_draw_heatmap(ax, prob, k, scale, threshold)
+              for k, (ax, prob, scale) in enumerate(zip(axes, maps, trace.scales))]
+    fig.colorbar(images[0], ax=axes, label="P-Net face probability", shrink=0.8)
+    fig.suptitle(f"P-Net face maps, {plural(len(maps), 'level')}")
+    return finish(fig, save)
+
+
+def _image_panel(ax, image, boxes, scores=None, landmarks=None, title="", color=KEPT_COLOR,
+                 label_scores=True, linewidth=1.5):
+    """One panel: the image, boxes and a title."""
+    show_image(ax, image)
+    draw_boxes(ax, boxes, scores, landmarks, color=color, label_scores=label_scores,
+               linewidth=linewidth)
+    ax.set_title(title, fontsize=10)
+
+
+def plot_nms(trace, save=None):
+    """P-Net's candidates before and after the two rounds of non-maximum suppression.
+
+    trace: `pipeline.mtcnn.Trace` (boxes are (N, 4) x1, y1, x2, y2 pixels of trace.image).
+    Three panels: all candidates of all levels (trace.level_candidates), after NMS within
+    each level (trace.level_after_nms), after NMS across levels (trace.pnet_after_nms, the
+    boxes before regression). Each panel has one Rectangle per box; titles give the counts.
+    Returns the Figure.
+    """
+    image = check_image(trace.image)
+    panels = [
+        ("all candidates", concat_boxes(trace.level_candidates)),
+        ("after NMS within each level", concat_boxes(trace.level_after_nms)),
+        ("after NMS across levels", as_boxes(trace.pnet_after_nms.boxes)),
+    ]
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(3 * 4.0, 4.0 * height / width + 0.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (name, boxes) in zip(axes, panels):
+        _image_panel(ax, image, boxes, title=f"{name}: {len(boxes)} boxes", linewidth=0.8)
+    fig.suptitle("P-Net proposals and non-maximum suppression")
+    return finish(fig, save)
+
+
+def _stage_boxes(trace, stage: str):
+    """(input Boxes, passed Boxes, output Boxes) of stage "rnet" or "onet"."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {sorted(STAGES)}; got {stage!r}")
+    return (getattr(trace, f"{stage}_input"), getattr(trace, f"{stage}_passed"),
+            getattr(trace, f"{stage}_output"))
+
+
+def passed_mask(trace, stage: str, threshold=None) -> np.ndarray:
+    """Which boxes entering a stage passed its threshold.
+
+    trace: `pipeline.mtcnn.Trace`; stage: "rnet" or "onet"; threshold: None to read the
+    answer from the trace (an input box passed if the same coordinates are in
+    ``trace.<stage>_passed``, right whatever thresholds the detector used), or a probability
+    to split by score > threshold instead. Returns (N,) bool over ``trace.<stage>_input``.
+    """
+    entering, passed, _ = _stage_boxes(trace, stage)
+    if threshold is None:
+        return rows_in(as_boxes(entering.boxes), as_boxes(passed.boxes))
+    return np.asarray(entering.scores, dtype=np.float64) > threshold
+
+
+def plot_stage(trace, stage, save=None, threshold=None):
+    """One refinement stage: which boxes it kept, and what it returned.
+
+    trace: `pipeline.mtcnn.Trace`; stage: "rnet" or "onet". Left panel: the boxes entering the
+    stage (trace.rnet_input / trace.onet_input, (N, 4) pixels), kept ones (those that passed
+    the stage's threshold) in lime with their scores and rejected ones in red; threshold: None
+    (default) takes "passed" from trace.<stage>_passed, a number splits by score > threshold
+    (0.7 is the detector's default; see `passed_mask`). Right panel: the stage's output
+    (trace.rnet_output: after NMS, regressed and squared for O-Net; trace.onet_output: the
+    final faces, with trace.landmarks (K, 5, 2)). One Rectangle per box in each panel; scores
+    are written on a panel's lime boxes only if it has at most MAX_LABELS of them (more
+    would overlap). Returns the Figure.
+    """
+    image = check_image(trace.image)
+    entering, _, output = _stage_boxes(trace, stage)
+    name, crop = STAGES[stage]
+    boxes = as_boxes(entering.boxes)
+    scores = np.asarray(entering.scores, dtype=np.float64)
+    kept = passed_mask(trace, stage, threshold)
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(2 * 5.0, 5.0 * height / width + 0.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    show_image(left, image)
+    draw_boxes(left, boxes[~kept], color=REJECTED_COLOR, linewidth=0.8)
+    draw_boxes(left, boxes[kept], scores[kept], color=KEPT_COLOR,
+               label_scores=kept.sum() <= MAX_LABELS)
+    rule = "passed" if threshold is None else f"score > {threshold:g}"
+    left.set_title(f"{name} input: {len(boxes)} boxes\n"
+                   f"{int(kept.sum())} {rule} (lime), {int((~kept).sum())} rejected (red)",
+                   fontsize=10)
+    landmarks = trace.landmarks if stage == "onet" else None
+    what = "final faces" if stage == "onet" else "after NMS, regressed, squared"
+    _image_panel(right, image, as_boxes(output.boxes), output.scores, landmarks,
+                 title=f"{name} output ({what}): {plural(len(output), 'box', 'boxes')}",
+                 label_scores=len(output) <= MAX_LABELS)
+    fig.suptitle(f"{name} on {crop} x {crop} crops")
+    return finish(fig, save)
+
+
+def plot_stages(trace, save=None, threshold=0.6):
+    """Overview of the whole cascade in a 2 x 2 figure, for the README and demos.
+
+    trace: `pipeline.mtcnn.Trace`. Panels: P-Net's face map of pyramid level 0 (0..1, cells
+    >= threshold counted in the title); P-Net boxes after NMS across levels; R-Net's output;
+    O-Net's output (the final faces) with scores and landmarks. Returns the Figure.
+    """
+    image = check_image(trace.image)
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(9.0, 9.0 * height / width + 0.8), layout="constrained")
+    (heat, pnet), (rnet, onet) = fig.subplots(2, 2)
+    if trace.prob_maps:
+        im = _draw_heatmap(heat, trace.prob_maps[0], 0, trace.scales[0], threshold)
+        heat.set_title("1. P-Net face map\n" + heat.get_title(), fontsize=10)
+        fig.colorbar(im, ax=heat, shrink=0.8)
+    else:
+        heat.set_axis_off()
+        heat.set_title("1. P-Net: no pyramid levels", fontsize=10)
+    _image_panel(pnet, image, as_boxes(trace.pnet_after_nms.boxes),
+                 title=f"2. P-Net after NMS: {len(trace.pnet_after_nms)} boxes", linewidth=0.8)
+    _image_panel(rnet, image, as_boxes(trace.rnet_output.boxes), trace.rnet_output.scores,
+                 title=f"3. R-Net output: {len(trace.rnet_output)} boxes", label_scores=False,
+                 linewidth=1.0)
+    _image_panel(onet, image, as_boxes(trace.onet_output.boxes), trace.onet_output.scores,
+                 trace.landmarks, title=f"4. O-Net output: {plural(len(trace.onet_output), 'face')}")
+    fig.suptitle("MTCNN: proposals, refinement, output")
+    return finish(fig, save)
+
+
+def plot_counts(trace, save=None, ax=None):
+    """How many boxes are left after each step: a horizontal bar per row of trace.counts().
+
+    trace: `pipeline.mtcnn.Trace`. One bar (a Rectangle patch) per step, first step on top,
+    each labelled with its count. Returns the Figure.
+    """
+    steps = trace.counts()
+    names = [name for name, _ in steps]
+    counts = np.array([count for _, count in steps])
+    fig, ax = figure_and_axes(ax, (7.0, 0.35 * len(steps) + 1.0))
+    positions = np.arange(len(steps))
+    ax.barh(positions, counts, color=KEPT_COLOR, edgecolor="black", linewidth=0.5)
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(1, counts.max(initial=0)) * 1.15)
+    for y, count in zip(positions, counts):
+        ax.text(count, y, f" {count}", va="center", fontsize=9)
+    ax.set_xlabel("boxes")
+    ax.set_title("boxes left after each step")
+    return finish(fig, save)

@@ -1,0 +1,67 @@
+"""Training curves and ROC curves."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .common import METRIC_WORDS, figure_and_axes, finish
+
+
+def _is_metric(name: str) -> bool:
+    """A history series on the 0..1 axes (accuracy, recall, precision) rather than a loss."""
+    return any(word in name.lower() for word in METRIC_WORDS)
+
+
+def plot_training_curves(history, save=None, title=None):
+    """Training curves: losses on the left axes, accuracy-like metrics on the right.
+
+    history: dict name -> sequence of floats, one per epoch (or iteration), e.g.
+    {"train loss": [...], "val loss": [...], "val accuracy": [...]}. Series whose name
+    contains "acc", "recall" or "precision" go on a second axes with y in 0..1, the rest
+    (losses) on the first; the second axes exists only if there is such a series. One line
+    per series, x = 1, 2, ..., legends on both. Returns the Figure.
+    """
+    if not history:
+        raise ValueError("history is empty: give at least one series name -> values")
+    metrics = {k: v for k, v in history.items() if _is_metric(k)}
+    losses = {k: v for k, v in history.items() if not _is_metric(k)}
+    groups = [(g, label) for g, label in ((losses, "loss"), (metrics, "fraction")) if g]
+    fig = Figure(figsize=(5.0 * len(groups), 3.8), layout="constrained")
+    for ax, (series, label) in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups):
+        for name, values in series.items():
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 30 else None,
+                    label=name)
+        if label == "fraction":
+            ax.set_ylim(0, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title if title is not None else "training curves")
+    return finish(fig, save)
+
+
+def plot_roc(curves, save=None, title=None, xlabel="false positives", ax=None):
+    """ROC curves, one line per detector or setting.
+
+    curves: dict name -> (x, y), x and y 1-D of equal length, e.g. x = number of false
+    positives and y = true positive rate in 0..1 (FDDB's discrete ROC); xlabel: what x
+    counts. y is drawn on 0..1. Returns the Figure.
+    """
+    fig, ax = figure_and_axes(ax, (6.0, 4.5))
+    for name, (x, y) in curves.items():
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if x.shape != y.shape:
+            raise ValueError(f"curve {name!r}: x has shape {x.shape} but y has shape {y.shape}")
+        ax.plot(x, y, label=name)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("true positive rate")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(loc="lower right")
+    ax.set_title(title if title is not None else "ROC")
+    return finish(fig, save)
