@@ -6,10 +6,14 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The detector pulls in the nets and their weights; load it only when asked for, so that
     # `import pipeline.boxes` (and `facecascade --version`) stay light.
-    if name in ("MTCNNDetector", "Face", "Trace"):
-        from . import mtcnn
+    if name == "MTCNNDetector":
+        from .mtcnn import MTCNNDetector
 
-        return getattr(mtcnn, name)
+        return MTCNNDetector
+    if name in ("Face", "Trace"):
+        from . import trace
+
+        return getattr(trace, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
 
 

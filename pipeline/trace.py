@@ -1,0 +1,85 @@
+"""What the detector returns: faces, and (with ``trace=True``) every stage's boxes.
+
+Boxes follow `pipeline.boxes`: x1, y1, x2, y2 in pixels of the original image, 0-based.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    """One detection. box: (4,) float x1, y1, x2, y2 in pixels; score: face probability;
+    landmarks: (5, 2) float (x, y) of left eye, right eye, nose, left and right mouth corner
+    ("left" = the left side of the image)."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    def to_dict(self) -> dict:
+        """Plain floats for JSON: {"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y] x 5]}."""
+        return {"box": [float(v) for v in self.box], "score": float(self.score),
+                "landmarks": [[float(x), float(y)] for x, y in self.landmarks]}
+
+
+@dataclass
+class Boxes:
+    """A set of boxes with their scores: boxes (K, 4) float32, scores (K,) float32."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> "Boxes":
+        """No boxes: shapes (0, 4) and (0,)."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+
+@dataclass
+class Trace:
+    """Everything the detector computed, stage by stage, for plots and tutorials.
+
+    image: (H, W, 3) uint8 as detected; scales and level_sizes of the pyramid; per level the
+    P-Net face map ``prob_maps[i]`` (OH, OW), its candidates before NMS and after NMS within
+    the level; then the candidates after NMS across levels, and for each stage the boxes
+    entering it (``*_input``: boxes and the net's score for each), the boxes passing its
+    threshold, after its NMS, and leaving it (regressed, and squared for the next stage).
+    """
+
+    image: np.ndarray
+    scales: list = field(default_factory=list)
+    level_sizes: list = field(default_factory=list)
+    prob_maps: list = field(default_factory=list)
+    level_candidates: list = field(default_factory=list)
+    level_after_nms: list = field(default_factory=list)
+    pnet_after_nms: Boxes = field(default_factory=Boxes.empty)
+    pnet_output: Boxes = field(default_factory=Boxes.empty)
+    rnet_input: Boxes = field(default_factory=Boxes.empty)
+    rnet_passed: Boxes = field(default_factory=Boxes.empty)
+    rnet_after_nms: Boxes = field(default_factory=Boxes.empty)
+    rnet_output: Boxes = field(default_factory=Boxes.empty)
+    onet_input: Boxes = field(default_factory=Boxes.empty)
+    onet_passed: Boxes = field(default_factory=Boxes.empty)
+    onet_output: Boxes = field(default_factory=Boxes.empty)
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+
+    def counts(self) -> list[tuple[str, int]]:
+        """(step, number of boxes) after each step, in order: the table of tutorial 4."""
+        return [
+            ("P-Net candidates (all levels)", sum(len(b) for b in self.level_candidates)),
+            ("after NMS within each level", sum(len(b) for b in self.level_after_nms)),
+            ("after NMS across levels", len(self.pnet_after_nms)),
+            ("R-Net input", len(self.rnet_input)),
+            ("R-Net passed threshold", len(self.rnet_passed)),
+            ("after R-Net NMS", len(self.rnet_after_nms)),
+            ("O-Net input", len(self.onet_input)),
+            ("O-Net passed threshold", len(self.onet_passed)),
+            ("final faces (after Min-NMS)", len(self.onet_output)),
+        ]
