@@ -69,6 +69,18 @@ def run_gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def faces_json(faces) -> str:
+    """The detections as JSON, one face per line:
+    [{"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y], ...]}, ...]."""
+    if not faces:
+        return "[]\n"
+    return "[\n" + ",\n".join(json.dumps(face.to_dict()) for face in faces) + "\n]\n"
+
+
 def _output_stem(path: Path, used: set[str]) -> str:
     """The file stem for an image's outputs, made unique when two inputs share a name."""
     stem, n = path.stem, 1
@@ -106,11 +118,11 @@ def run_detect(args) -> int:
         stem = _output_stem(path, used)
         annotate(image, faces).save(args.out / f"{stem}.png")
         if args.json:
-            (args.out / f"{stem}.json").write_text(json.dumps([f.to_dict() for f in faces], indent=1))
-        tqdm.write(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}", file=sys.stdout)
+            (args.out / f"{stem}.json").write_text(faces_json(faces))
+        tqdm.write(f"{path}: {_count(len(faces), 'face')}", file=sys.stdout)
     seconds = time.perf_counter() - start
-    print(f"{len(paths) - errors} of {len(paths)} images processed, {n_faces} faces, {errors} errors, "
-          f"{seconds:.1f} s; results in {args.out}/")
+    print(f"{len(paths) - errors} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
+          f"{_count(errors, 'error')}, {seconds:.1f} s; results in {args.out}/")
     return 1 if errors else 0
 
 

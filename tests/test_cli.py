@@ -51,13 +51,15 @@ def test_detect_goes_on_after_bad_files(tmp_path, astronaut, capsys):
     Image.fromarray(np.full((50, 60), 200, np.uint8)).save(photos / "blank.jpg")
     (photos / "empty.jpg").write_bytes(b"")
     (photos / "broken.png").write_bytes((photos / "astronaut.png").read_bytes()[:2000])
+    (photos / "notes.jpg").write_text("a text file with an image's name")
     out_dir = tmp_path / "out"
     code = main(["detect", str(photos), "--out", str(out_dir), "--json"])
     captured = capsys.readouterr()
     assert code == 1  # some files failed
-    assert "empty.jpg" in captured.err and "broken.png" in captured.err
-    assert len([line for line in captured.err.splitlines() if line.startswith("error:")]) == 2
-    assert "2 of 4 images processed, 1 faces, 2 errors" in captured.out
+    for name in ("empty.jpg", "broken.png", "notes.jpg"):
+        assert name in captured.err
+    assert len([line for line in captured.err.splitlines() if line.startswith("error:")]) == 3
+    assert "2 of 5 images processed, 1 face, 3 errors" in captured.out
     faces = json.loads((out_dir / "astronaut.json").read_text())
     assert len(faces) == 1
     assert set(faces[0]) == {"box", "score", "landmarks"}
