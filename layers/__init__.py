@@ -22,6 +22,6 @@ from .optim import SGD, Adam, Optimizer
 from .pool import maxpool_backward, maxpool_backward_naive, maxpool_forward, maxpool_forward_naive
 from .shapes import conv_output_size
 from .softmax import softmax, softmax_backward, softmax_forward
-from .spp import spp_backward, spp_bins, spp_forward
+from .spp import spp_backward, spp_backward_naive, spp_bins, spp_forward, spp_forward_naive
 
 __all__ = [name for name in dir() if not name.startswith("_")]

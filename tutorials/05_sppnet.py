@@ -364,8 +364,9 @@ print(f"pixels through the trunk: per candidate {len(candidates) * CROP * CROP:,
 #   because there are only ~150 candidates, most of them small, on a 512 x 512 image. The
 #   per-candidate path also pays Python and NumPy overhead for seven small layers K times
 #   instead of once. Still, the two convolution times come out close.
-# * **Pooling** costs the same on both paths: one SPP per box either way. Our `spp_forward`
-#   loops over its 21 bins in Python, which costs about as much as P-Net's tiny trunk on a crop.
+# * **Pooling** costs the same on both paths: one SPP per box either way. Even gathered level
+#   by level (`spp_forward`; `spp_forward_naive` loops over the 21 bins), one small SPP call
+#   costs about as much as P-Net's tiny trunk on a crop.
 #
 # So with ~150 candidates, sharing saves little. SPPNet was designed for the regime of R-CNN:
 # about **2,000** candidate windows per image. We can get that many *real* candidates here by
