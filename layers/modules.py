@@ -285,6 +285,9 @@ class LRN(_Stateless):
     def _forward(self, x):
         return lrn_forward(x, **self.hyper)
 
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+
 
 class SPP(_Stateless):
     """Spatial pyramid pooling: (N, C, H, W) of any size -> (N, C * sum(n*n for n in levels))."""
@@ -297,6 +300,9 @@ class SPP(_Stateless):
 
     def _forward(self, x):
         return spp_forward(x, self.levels)
+
+    def extra_repr(self):
+        return f"levels={self.levels}"
 
 
 class Dropout(_Stateless):
@@ -311,6 +317,9 @@ class Dropout(_Stateless):
 
     def _forward(self, x):
         return dropout_forward(x, self.p, self.training, self.rng)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 class Flatten(_Stateless):
@@ -348,22 +357,33 @@ class Sequential(Module):
     def __getitem__(self, name):
         return self.children[name]
 
+    def summary_rows(self, x):
+        """Run x through the layers; returns ([(name, layer, output shape, parameters)], output)."""
+        rows = []
+        for name, layer in self.children.items():
+            x = layer.forward(x)
+            rows.append((name, repr(layer), str(x.shape[1:]), f"{layer.num_parameters():,}"))
+        return rows, x
+
     def summary(self, input_shape) -> str:
         """Table of every layer's output shape and parameter count for an input of
         ``input_shape`` (C, H, W) or (N, C, H, W); runs one forward pass on zeros."""
         shape = tuple(input_shape) if len(input_shape) == 4 else (1, *input_shape)
         dtype = self.parameters()[0].value.dtype if self.parameters() else np.float32
-        x = np.zeros(shape, dtype=dtype)
-        rows = [("input", "", str(shape[1:]), "")]
         was_training = self.training
         self.eval()  # in eval mode, so that dropout draws no random numbers for the dry run
         try:
-            for name, layer in self.children.items():
-                x = layer.forward(x)
-                rows.append((name, repr(layer), str(x.shape[1:]), f"{layer.num_parameters():,}"))
+            rows, _ = self.summary_rows(np.zeros(shape, dtype=dtype))
         finally:
             self.train(was_training)
-        rows.append(("total", "", "", f"{self.num_parameters():,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join(
-            f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}" for r in rows)
+        return format_summary([("input", "", str(shape[1:]), "")] + rows, self.num_parameters())
+
+
+def format_summary(rows, total: int) -> str:
+    """Rows of (name, layer, output shape, parameters) as an aligned table with a total line."""
+    rows = [("layer", "", "output (C, H, W)", "parameters")] + list(rows) + [("total", "", "", f"{total:,}")]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}".rstrip()
+             for r in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)

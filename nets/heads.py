@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from layers import Module, Sequential
+from layers.modules import format_summary
 
 
 class MultiHeadNet(Module):
@@ -63,17 +64,16 @@ class MultiHeadNet(Module):
         of shape (C, H, W); defaults to the net's nominal input (3, size, size)."""
         if input_shape is None:
             input_shape = (3, self.input_size, self.input_size)
-        lines = [f"{type(self).__name__}", self.trunk.summary(input_shape).rsplit("\n", 1)[0]]
         dtype = self.parameters()[0].value.dtype
         was_training = self.training
-        self.eval()
+        self.eval()  # no dropout masks drawn for the dry run
         try:
-            features = self.trunk.forward(np.zeros((1, *input_shape), dtype=dtype))
+            rows, features = self.trunk.summary_rows(np.zeros((1, *input_shape), dtype=dtype))
             for name in self.head_names:
                 head = self.children[name]
                 out = head.forward(features)
-                lines.append(f"{name} head  {head!r}  {out.shape[1:]}  {head.num_parameters():,}")
+                rows.append((f"{name} (head)", repr(head), str(out.shape[1:]), f"{head.num_parameters():,}"))
         finally:
             self.train(was_training)
-        lines.append(f"total parameters: {self.num_parameters():,}")
-        return "\n".join(lines)
+        table = format_summary([("input", "", str(tuple(input_shape)), "")] + rows, self.num_parameters())
+        return f"{type(self).__name__}\n{table}"

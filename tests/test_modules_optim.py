@@ -120,7 +120,7 @@ def test_summary_lists_every_layer():
         assert any(line.startswith(name) for line in lines), name
     assert "(4, 7, 7)" in text and "(4, 3, 3)" in text and "(25,)" in text and "(3,)" in text
     assert lines[-1].startswith("total") and lines[-1].endswith(f"{N_PARAMS:,}")
-    assert len(lines) == len(net.children) + 2  # input row, one per layer, total row
+    assert len(lines) == len(net.children) + 4  # header, rule, input row, one per layer, total row
 
 
 def test_state_dict_roundtrip(rng):
