@@ -93,6 +93,8 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
     x: (N, C, H, W) float; w: (F, C, KH, KW); b: (F,); stride >= 1; pad >= 0 zero pixels on
     each side. Returns out (N, F, OH, OW) in x's dtype and cache (x, w, cols, stride, pad),
     where cols is the (C*KH*KW, N*OH*OW) im2col matrix reused by the backward pass.
+    For N > 1, out is a transposed view of the (F, N, OH, OW) product, not a C-contiguous
+    array: copying it would cost one more pass over memory, and NumPy reads it either way.
     """
     x, w, b, OH, OW = _check_conv_args(x, w, b, stride, pad)
     N = x.shape[0]

@@ -22,11 +22,10 @@ from functools import lru_cache
 import numpy as np
 
 
-def _window(i: int, in_size: int, out_size: int) -> tuple[int, int]:
-    """Input range [start, end) averaged by output index i, with exact integer arithmetic."""
-    start = (i * in_size) // out_size
-    end = -((-(i + 1) * in_size) // out_size)  # ceil division without floats
-    return start, end
+def _window_bounds(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) arrays: output index i averages input [start[i], end[i]), exact integers."""
+    i = np.arange(out_size)
+    return (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)  # floor, ceil
 
 
 def _check_size(name: str, value) -> None:
@@ -50,8 +49,7 @@ def area_weights(in_size: int, out_size: int, dtype=np.float64) -> np.ndarray:
 @lru_cache(maxsize=512)
 def _cached_area_weights(in_size: int, out_size: int, dtype_str: str) -> np.ndarray:
     weights = np.zeros((out_size, in_size), dtype=np.float64)
-    for i in range(out_size):
-        start, end = _window(i, in_size, out_size)
+    for i, (start, end) in enumerate(zip(*_window_bounds(in_size, out_size))):
         weights[i, start:end] = 1.0 / (end - start)
     weights = weights.astype(np.dtype(dtype_str))
     weights.flags.writeable = False  # shared between callers through the cache
@@ -69,12 +67,6 @@ def _check_input(x, out_h, out_w) -> np.ndarray:
     _check_size("out_h", out_h)
     _check_size("out_w", out_w)
     return x
-
-
-def _window_bounds(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) arrays of the windows of every output index (exact integer arithmetic)."""
-    i = np.arange(out_size)
-    return (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
 
 
 def _average_windows(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:

@@ -95,3 +95,13 @@ def test_rejects_bad_sizes(shape, out_h, out_w, message):
 def test_rejects_integer_images():
     with pytest.raises(ValueError, match="float"):
         resize_area(np.zeros((4, 4), dtype=np.uint8), 2, 2)
+
+
+@pytest.mark.parametrize("in_hw, out_hw", [((150, 97), (70, 65)), ((90, 130), (88, 129)), ((50, 40), (80, 70))])
+def test_large_outputs_use_the_gather_path_and_equal_naive(in_hw, out_hw):
+    # outputs longer than DENSE_MAX_OUT take the gathered form (pyramid levels); check it too
+    from pipeline.resize import DENSE_MAX_OUT
+
+    assert max(out_hw) > DENSE_MAX_OUT
+    x = np.random.default_rng(0).uniform(0, 255, (2, *in_hw))
+    np.testing.assert_allclose(resize_area(x, *out_hw), resize_area_naive(x, *out_hw), rtol=1e-12, atol=1e-12)
