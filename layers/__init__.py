@@ -15,9 +15,10 @@ from .conv import col2im, conv_backward, conv_backward_naive, conv_forward, conv
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .losses import euclidean_loss, ohem_weights, softmax_cross_entropy, softmax_cross_entropy_per_sample
-from .lrn import lrn_backward, lrn_forward
+from .lrn import (lrn_backward, lrn_forward, lrn_within_backward, lrn_within_backward_naive, lrn_within_forward,
+                  lrn_within_forward_naive)
 from .modules import (LRN, SPP, Conv2D, Dropout, Flatten, Linear, MaxPool2D, Module, Parameter, PReLU, ReLU,
-                      Sequential, Softmax)
+                      Sequential, Softmax, WithinChannelLRN)
 from .optim import SGD, Adam, Optimizer
 from .pool import maxpool_backward, maxpool_backward_naive, maxpool_forward, maxpool_forward_naive
 from .shapes import conv_output_size

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import (conv_backward, conv_forward, dropout_backward, dropout_forward, euclidean_loss, linear_backward,
-               linear_forward, lrn_backward, lrn_forward, maxpool_backward, maxpool_forward, prelu_backward,
-               prelu_forward, relu_backward, relu_forward, softmax_backward, softmax_cross_entropy,
-               softmax_forward, spp_backward, spp_forward)
+               linear_forward, lrn_backward, lrn_forward, lrn_within_backward, lrn_within_forward, maxpool_backward,
+               maxpool_forward, prelu_backward, prelu_forward, relu_backward, relu_forward, softmax_backward,
+               softmax_cross_entropy, softmax_forward, spp_backward, spp_forward)
 from .gradcheck import GradcheckResult, check_loss, check_op
 
 
@@ -60,6 +60,9 @@ def run_all(seed: int = 0) -> list[tuple[str, str, GradcheckResult]]:
     add("lrn", "x (2,7,3,3) size 5",
         check_op("lrn", lrn_forward, lrn_backward, dict(x=normal((2, 7, 3, 3))),
                  dict(size=5, alpha=0.5, beta=0.75, k=2.0), seed=seed))
+    add("lrn_within", "x (2,3,5,4) size 3",
+        check_op("lrn_within", lrn_within_forward, lrn_within_backward, dict(x=normal((2, 3, 5, 4))),
+                 dict(size=3, alpha=0.5, beta=0.75, k=2.0), seed=seed))
     add("spp", "x (2,3,5,7) levels 4,2,1",
         check_op("spp", spp_forward, spp_backward, dict(x=distinct_values((2, 3, 5, 7), rng)),
                  dict(levels=(4, 2, 1)), seed=seed))

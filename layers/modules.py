@@ -14,7 +14,7 @@ from .activations import prelu_backward, prelu_forward, relu_backward, relu_forw
 from .conv import conv_backward, conv_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
-from .lrn import lrn_backward, lrn_forward
+from .lrn import lrn_backward, lrn_forward, lrn_within_backward, lrn_within_forward
 from .pool import maxpool_backward, maxpool_forward
 from .softmax import softmax_backward, softmax_forward
 from .spp import spp_backward, spp_forward
@@ -284,6 +284,24 @@ class LRN(_Stateless):
 
     def _forward(self, x):
         return lrn_forward(x, **self.hyper)
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={v}" for k, v in self.hyper.items())
+
+
+class WithinChannelLRN(_Stateless):
+    """Within-channel local response normalization (Caffe LRN, norm_region WITHIN_CHANNEL):
+    each pixel divided by (k + alpha/size^2 * sum of squares over its size x size window) ** beta.
+    Any (N, C, H, W); the defaults are Cascade-CNN's 9 x 9 region."""
+
+    backward_fn = staticmethod(lrn_within_backward)
+
+    def __init__(self, size=9, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.hyper = dict(size=size, alpha=alpha, beta=beta, k=k)
+
+    def _forward(self, x):
+        return lrn_within_forward(x, **self.hyper)
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self.hyper.items())

@@ -1,5 +1,7 @@
-"""The nets: MTCNN's P-Net, R-Net and O-Net (with the released weights) and, later, Cascade-CNN."""
+"""The nets: MTCNN's P-Net, R-Net and O-Net (with the released weights) and Cascade-CNN's six nets."""
 
+from .cascade import (CASCADE_NETS, NET12_SIZE, NET24_SIZE, NET48_SIZE, NUM_CALIBRATION_CLASSES, CalibNet12,
+                      CalibNet24, CalibNet48, CascadeFeatures, CascadeNet, Net12, Net24, Net48)
 from .heads import MultiHeadNet
 from .mtcnn import ONET_SIZE, PNET_SIZE, RNET_SIZE, ONet, PNet, RNet
 from .weights import WEIGHTS_DIR, WeightsError, load_weights, save_weights
@@ -16,4 +18,6 @@ def pretrained_mtcnn():
 
 
 __all__ = ["MultiHeadNet", "PNet", "RNet", "ONet", "PNET_SIZE", "RNET_SIZE", "ONET_SIZE", "WEIGHTS_DIR",
-           "WeightsError", "load_weights", "save_weights", "pretrained_mtcnn"]
+           "WeightsError", "load_weights", "save_weights", "pretrained_mtcnn",
+           "CascadeNet", "CascadeFeatures", "Net12", "Net24", "Net48", "CalibNet12", "CalibNet24", "CalibNet48",
+           "CASCADE_NETS", "NET12_SIZE", "NET24_SIZE", "NET48_SIZE", "NUM_CALIBRATION_CLASSES"]

@@ -36,9 +36,15 @@ def read_npz(path) -> dict[str, np.ndarray]:
         raise WeightsError(f"{path}: not a readable .npz weights file ({exc})") from None
 
 
-def load_weights(module, path) -> None:
-    """Load the parameters of ``module`` from ``path`` (see the module docstring for checks)."""
+META = "meta."  # arrays named meta.* hold facts about the net (e.g. its threshold), not parameters
+
+
+def load_weights(module, path) -> dict[str, np.ndarray]:
+    """Load the parameters of ``module`` from ``path`` (see the module docstring for checks).
+    Returns the file's ``meta.*`` arrays (without the prefix), e.g. a stored threshold."""
     state = read_npz(path)
+    meta = {name[len(META):]: value for name, value in state.items() if name.startswith(META)}
+    state = {name: value for name, value in state.items() if not name.startswith(META)}
     own = dict(module.named_parameters())
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -52,6 +58,7 @@ def load_weights(module, path) -> None:
         if value.shape != param.value.shape:
             raise WeightsError(f"{path}: array {name!r} has shape {value.shape}, expected {param.value.shape}")
     module.load_state_dict(state)
+    return meta
 
 
 def save_arrays(arrays: dict[str, np.ndarray], path) -> None:
@@ -72,6 +79,9 @@ def save_arrays(arrays: dict[str, np.ndarray], path) -> None:
         raise
 
 
-def save_weights(module, path) -> None:
-    """Write the module's parameters (as float32) to ``path`` atomically."""
-    save_arrays({name: p.value.astype(np.float32) for name, p in module.named_parameters()}, path)
+def save_weights(module, path, meta: dict | None = None) -> None:
+    """Write the module's parameters (as float32) to ``path`` atomically, with optional
+    ``meta`` facts (name -> number or array, stored as ``meta.<name>``)."""
+    arrays = {name: p.value.astype(np.float32) for name, p in module.named_parameters()}
+    arrays.update({META + name: np.asarray(value) for name, value in (meta or {}).items()})
+    save_arrays(arrays, path)
