@@ -1,0 +1,209 @@
+"""The Cascade-CNN detector (Li et al., CVPR 2015): three detection nets, each followed by a
+calibration net that moves and rescales the windows it keeps.
+
+    image -> pyramid -> 12-net scan of every level (a window every 4 px) -> threshold
+          -> 12-cal -> NMS within each level                                 (stage 1, `scan`)
+          -> crop 24x24 -> 24-net -> threshold -> 24-cal -> NMS within each level  (stage 2, `refine`)
+          -> crop 48x48 -> 48-net -> threshold -> NMS over all levels -> 48-cal    (stage 3, `output`)
+
+The nets look at square windows: a face's window is the square of the face box's area about its
+centre (`pipeline.samples.face_window`). The last step turns each square back into a face box of
+the shape the training boxes had (``aspect`` = height / width, measured on the training faces
+and stored with the weights), so that the boxes follow the same convention as the MTCNN
+detector's. Boxes follow `pipeline.boxes` (0-based x1, y1, x2, y2 in pixels of the original
+image). Every stage accepts zero boxes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layers import softmax
+
+from .boxes import batched_nms, nms
+from .calibration import CALIBRATION_THRESHOLD, calibrate
+from .crops import crop_and_resize
+from .images import load_image, to_chw_float
+from .mtcnn import run_in_batches
+from .parallel import Parallel
+from .proposals import normalize
+from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
+from .resize import resize_area
+from .trace import Boxes, Face, Trace
+
+WINDOW = 12         # the 12-net's window, in pixels of a pyramid level
+SCAN_STRIDE = 4     # pixels between neighbouring windows of the scan (the paper's spacing)
+NMS_WITHIN_LEVEL = 0.5  # IoU, after the 12- and 24-stages, among one pyramid level's windows
+NMS_GLOBAL = 0.3        # IoU, over all levels, after the 48-net
+
+
+def heatmap_windows(prob: np.ndarray, scale: float, threshold: float):
+    """Windows of the 12-net scan whose face probability is at least ``threshold``.
+
+    prob: (OH, OW) face probabilities of one pyramid level, cell (i, j) being the 12 x 12 window
+    with top-left pixel (4 j, 4 i) of the level; scale: level size / image size.
+    Returns (boxes (K, 4) float32 in pixels of the original image, scores (K,) float32).
+    """
+    rows, cols = np.nonzero(prob >= threshold)
+    x1 = cols * SCAN_STRIDE / scale
+    y1 = rows * SCAN_STRIDE / scale
+    side = WINDOW / scale
+    boxes = np.stack([x1, y1, x1 + side, y1 + side], axis=1).astype(np.float32)
+    return boxes.reshape(-1, 4), prob[rows, cols].astype(np.float32)
+
+
+def window_to_box(windows: np.ndarray, aspect: float) -> np.ndarray:
+    """Square windows -> face boxes of height / width = aspect, same centre and same area.
+
+    windows: (K, 4) float squares x1, y1, x2, y2 in pixels. Returns (K, 4) float32.
+    """
+    side = windows[:, 2] - windows[:, 0]
+    cx, cy = (windows[:, 0] + windows[:, 2]) / 2, (windows[:, 1] + windows[:, 3]) / 2
+    w, h = side / np.sqrt(aspect), side * np.sqrt(aspect)
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+
+
+class CascadeDetector:
+    """Face detector with the Cascade-CNN nets trained in this project.
+
+    min_face_size: smallest face to find, in pixels; thresholds: face probability needed to
+    pass the 12-, 24- and 48-net (default: the ones chosen on the validation faces during
+    training, stored with the weights); factor: pyramid shrink factor; nets: a `CascadeNets`
+    to use instead of the shipped weights; workers: threads (see `pipeline.parallel`).
+
+        det = CascadeDetector()
+        faces = det.detect("photo.jpg")            # list of Face (no landmarks), best first
+        faces, trace = det.detect(image, trace=True)
+    """
+
+    def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=None, factor: float = DEFAULT_FACTOR,
+                 nets=None, workers: int | None = None, calibration_threshold: float = CALIBRATION_THRESHOLD):
+        from nets.cascade_weights import shipped_cascade
+
+        if not min_face_size > 0:
+            raise ValueError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be between 0 and 1, got {factor!r}")
+        self.nets = nets if nets is not None else shipped_cascade()
+        if thresholds is None:
+            thresholds = self.nets.thresholds
+        thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities, got {thresholds!r}")
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.factor = factor
+        self.calibration_threshold = calibration_threshold
+        self.parallel = Parallel(workers)
+
+    # ------------------------------------------------------------------ the three stages
+    def scan(self, image_chw: np.ndarray, trace: Trace, stop_after_net: bool = False):
+        """Stage 1. image_chw: (3, H, W) float32 0..255. Returns (Boxes, level (K,) int) of the
+        calibrated windows left after NMS within each level."""
+        _, H, W = image_chw.shape
+        trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor, window=WINDOW)
+        sizes = [scaled_size(H, W, scale) for scale in trace.scales]
+        net12 = self.nets.net12
+
+        def level_map(size):
+            level = normalize(resize_area(image_chw, *size))
+            return softmax(net12.scan(level[None]))[0, 1]
+
+        maps = self.parallel.map(level_map, sizes)
+        boxes, scores, levels = [], [], []
+        for k, (scale, size, prob) in enumerate(zip(trace.scales, sizes, maps)):
+            b, s = heatmap_windows(prob, scale, self.thresholds[0])
+            trace.level_sizes.append(size)
+            trace.prob_maps.append(prob)
+            trace.level_candidates.append(Boxes(b, s))
+            boxes.append(b), scores.append(s), levels.append(np.full(len(b), k))
+        if not boxes or not sum(len(b) for b in boxes):
+            return Boxes.empty(), np.zeros(0, np.int64)
+        boxes, scores, levels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(levels)
+        boxes, scores, levels = self._calibrate(self.nets.cal12, image_chw, boxes, scores, levels)
+        keep = batched_nms(boxes, scores, levels, NMS_WITHIN_LEVEL)
+        for k in range(len(trace.scales)):
+            mine = keep[levels[keep] == k]
+            trace.level_after_nms.append(Boxes(boxes[mine], scores[mine]))
+        out = Boxes(boxes[keep], scores[keep])
+        trace.pnet_after_nms = trace.pnet_output = out
+        return out, levels[keep]
+
+    def _calibrate(self, cal_net, image_chw, boxes, scores, levels):
+        """Crop the windows at the calibration net's size, run it and correct the windows."""
+        patches, kept = crop_and_resize(image_chw, boxes, cal_net.input_size)
+        out = self._run(cal_net, patches)
+        if not len(kept):
+            return boxes[:0], scores[:0], levels[:0]
+        corrected = calibrate(boxes[kept], softmax(out), self.calibration_threshold).astype(np.float32)
+        return corrected, scores[kept], levels[kept]
+
+    def _run(self, net, patches):
+        if not len(patches):
+            return np.zeros((0, net.num_classes), np.float32)
+        return run_in_batches(_Logits(net), normalize(patches), self.parallel)["logits"]
+
+    def _score(self, net, image_chw, candidates: Boxes, levels):
+        patches, kept = crop_and_resize(image_chw, candidates.boxes, net.input_size)
+        out = self._run(net, patches)
+        probs = softmax(out)[:, 1] if len(out) else np.zeros(0, np.float32)
+        return candidates.boxes[kept], probs.astype(np.float32), levels[kept]
+
+    def refine(self, image_chw: np.ndarray, candidates: Boxes, levels, trace: Trace):
+        """Stage 2: 24-net on 24x24 crops, 24-cal, NMS within each level."""
+        boxes, probs, levels = self._score(self.nets.net24, image_chw, candidates, levels)
+        trace.rnet_input = Boxes(boxes, probs)
+        passed = probs >= self.thresholds[1]
+        boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
+        trace.rnet_passed = Boxes(boxes, probs)
+        boxes, probs, levels = self._calibrate(self.nets.cal24, image_chw, boxes, probs, levels)
+        keep = batched_nms(boxes, probs, levels, NMS_WITHIN_LEVEL)
+        out = Boxes(boxes[keep], probs[keep])
+        trace.rnet_after_nms = trace.rnet_output = out
+        return out, levels[keep]
+
+    def output(self, image_chw: np.ndarray, candidates: Boxes, levels, trace: Trace) -> Boxes:
+        """Stage 3: 48-net on 48x48 crops, NMS over all levels, 48-cal; face boxes."""
+        boxes, probs, levels = self._score(self.nets.net48, image_chw, candidates, levels)
+        trace.onet_input = Boxes(boxes, probs)
+        passed = probs >= self.thresholds[2]
+        boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
+        trace.onet_passed = Boxes(boxes, probs)
+        keep = nms(boxes, probs, NMS_GLOBAL)
+        boxes, probs, levels = self._calibrate(self.nets.cal48, image_chw, boxes[keep], probs[keep], levels[keep])
+        out = Boxes(window_to_box(boxes, self.nets.aspect), probs)
+        trace.onet_output = out
+        return out
+
+    # ------------------------------------------------------------------ public API
+    def detect(self, image, trace: bool = False):
+        """Find faces.
+
+        image: RGB uint8 array (H, W, 3) (grayscale and RGBA arrays are converted), a PIL
+        image, or a path (EXIF orientation applied). Returns a list of Face (landmarks: an empty
+        (0, 2) array; Cascade-CNN finds none), best score first; with trace=True, (faces, Trace).
+        """
+        rgb = load_image(image)
+        record = Trace(image=rgb)
+        image_chw = to_chw_float(rgb)
+        final = Boxes.empty()
+        with self.parallel.session():
+            candidates, levels = self.scan(image_chw, record)
+            if len(candidates):
+                candidates, levels = self.refine(image_chw, candidates, levels, record)
+            if len(candidates):
+                final = self.output(image_chw, candidates, levels, record)
+        order = np.argsort(-final.scores, kind="stable")
+        faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]), np.zeros((0, 2)))
+                 for i in order]
+        return (faces, record) if trace else faces
+
+
+class _Logits:
+    """Adapter: a single-output net as a net with one named output, for `run_in_batches`."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def forward(self, x):
+        return {"logits": self.net.forward(x)}

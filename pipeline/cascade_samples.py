@@ -1,0 +1,175 @@
+"""The sample sets of the six Cascade-CNN nets, built from the data kit and cached.
+
+    net12:  face windows (jittered)  vs  random windows of face-free photos + face-photo windows
+    net24:  face windows             vs  windows the trained 12-net, 12-cal and NMS let through on
+                                         the training face-free photos (hard negatives) + face-photo windows
+    net48:  face windows             vs  windows that the 12- and 24-stages let through (hard negatives)
+                                         + face-photo windows
+    cal12, cal24, cal48:  face windows perturbed by one of the 45 patterns, labelled with it
+
+Splits: training samples come from the training faces and the training face-free photos;
+validation samples from the validation faces and a tenth of the face-free photos kept apart for
+it (0-based line index % 10 == 8 of negatives/files.txt). The held-out face-free photos
+(index % 10 == 9) are never touched here: they measure false positives at the end.
+
+A set is generated once from a seed and cached as ``<out>/samples/<net>-<split>.npz`` (uint8
+images and int labels), so an epoch never decodes a JPEG again and a resumed run trains on
+exactly the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import NUM_PATTERNS, perturb_boxes
+from .datasets import face_split, read_negative_list
+from .images import load_image
+from .samples import (cut, face_window, gray_share, jitter_windows, match_colour, random_windows,
+                      windows_away_from)
+from .training import SampleSet
+
+FACE, NON_FACE = 1, 0
+VALIDATION_REMAINDER = 8  # negatives/files.txt lines with index % 10 == 8 validate the training
+HELDOUT_REMAINDER = 9     # ... and those with index % 10 == 9 are held out for evaluation
+
+
+@dataclass
+class SampleCounts:
+    """How many samples to make, per face or per face-free photo."""
+
+    positives_per_face: int = 3        # jittered face windows (before the IoU filter)
+    face_negatives_per_face: int = 2   # windows of a face photo away from its face
+    negatives_per_photo: int = 40      # random windows (net12) or mined windows (net24/48) per photo
+    patterns_per_face: int = 8         # calibration crops per face (of the 45 patterns)
+    max_faces: int | None = None       # use only the first faces / photos (quick runs)
+    max_photos: int | None = None
+
+
+def negative_photos(data_dir, split: str):
+    """Face-free photos for "train" (index % 10 not 8 or 9), "val" (index % 10 == 8) or
+    "heldout" (index % 10 == 9) of negatives/files.txt. Returns a list of NegativeImage."""
+    images = read_negative_list(Path(data_dir) / "negatives" / "files.txt")
+    want = {"val": {VALIDATION_REMAINDER}, "heldout": {HELDOUT_REMAINDER},
+            "train": set(range(10)) - {VALIDATION_REMAINDER, HELDOUT_REMAINDER}}[split]
+    return [image for index, image in enumerate(images) if index % 10 in want]
+
+
+def _faces_and_photos(data_dir, split: str, counts: SampleCounts):
+    faces = face_split(data_dir, "val" if split == "val" else "train")[: counts.max_faces]
+    photos = negative_photos(data_dir, split)[: counts.max_photos]
+    return faces, photos
+
+
+def face_samples(rng, faces, size: int, counts: SampleCounts, share_gray: float) -> SampleSet:
+    """Positives (jittered face windows) and negatives of the face photos, at size x size."""
+    images, labels = [], []
+    for face in faces:
+        photo = load_image(face.path)
+        height, width = photo.shape[:2]
+        window = face_window(face.box[None])
+        moved, _ = jitter_windows(rng, window, counts.positives_per_face)
+        away = windows_away_from(rng, window[0], width, height, counts.face_negatives_per_face)
+        for boxes, label in ((moved, FACE), (away, NON_FACE)):
+            patches, _ = cut(photo, boxes, size)
+            images.append(match_colour(rng, patches, share_gray))
+            labels.append(np.full(len(patches), label, np.int64))
+    return SampleSet(np.concatenate(images), {"label": np.concatenate(labels)})
+
+
+def random_negatives(rng, photos, size: int, per_photo: int) -> SampleSet:
+    """Random windows of many sizes from face-free photos, at size x size (their own colour)."""
+    images = []
+    for photo_info in photos:
+        photo = load_image(photo_info.path)
+        boxes = random_windows(rng, photo.shape[1], photo.shape[0], per_photo)
+        images.append(cut(photo, boxes, size)[0])
+    images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return SampleSet(images, {"label": np.full(len(images), NON_FACE, np.int64)})
+
+
+def mined_negatives(rng, detector, photos, size: int, per_photo: int, stage: int) -> SampleSet:
+    """Hard negatives: the windows of face-free photos that a partly trained cascade lets
+    through. detector: a `CascadeDetector` whose nets up to ``stage`` (1 = 12-net and 12-cal,
+    2 = also 24-net and 24-cal) are trained. At most ``per_photo`` windows per photo (a random
+    choice), cut at size x size."""
+    from .images import to_chw_float
+    from .trace import Trace
+
+    images = []
+    with detector.parallel.session():
+        for photo_info in photos:
+            photo = load_image(photo_info.path)
+            chw, trace = to_chw_float(photo), Trace(image=photo)
+            found, levels = detector.scan(chw, trace)
+            if stage >= 2 and len(found):
+                found, levels = detector.refine(chw, found, levels, trace)
+            boxes = found.boxes
+            if len(boxes) > per_photo:
+                boxes = boxes[np.sort(rng.choice(len(boxes), per_photo, replace=False))]
+            images.append(cut(photo, boxes, size)[0])
+    images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return SampleSet(images, {"label": np.full(len(images), NON_FACE, np.int64)})
+
+
+def calibration_samples(rng, faces, size: int, per_face: int, share_gray: float) -> SampleSet:
+    """Face windows perturbed by ``per_face`` different random patterns each, labelled with the
+    pattern index (0..44), at size x size."""
+    images, labels = [], []
+    for face in faces:
+        photo = load_image(face.path)
+        patterns = rng.choice(NUM_PATTERNS, per_face, replace=False)
+        window = np.repeat(face_window(face.box[None]), per_face, axis=0)
+        patches, kept = cut(photo, perturb_boxes(window, patterns), size)
+        images.append(match_colour(rng, patches, share_gray))
+        labels.append(patterns[kept].astype(np.int64))
+    return SampleSet(np.concatenate(images), {"label": np.concatenate(labels)})
+
+
+def build_samples(net: str, split: str, data_dir, counts: SampleCounts, seed: int, detector=None) -> SampleSet:
+    """The samples of one net ("net12", "cal24", ...) for one split ("train" or "val").
+
+    detector: for net24 / net48, a `CascadeDetector` with the earlier stages trained (its
+    surviving windows are the hard negatives). Deterministic for a given seed.
+    """
+    size = int(net[-2:])
+    rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, net.startswith("cal")])
+    faces, photos = _faces_and_photos(data_dir, split, counts)
+    share = gray_share(negative_photos(data_dir, "train"))
+    if net.startswith("cal"):
+        per_face = counts.patterns_per_face if split == "train" else max(1, counts.patterns_per_face // 2)
+        return calibration_samples(rng, faces, size, per_face, share)
+    parts = [face_samples(rng, faces, size, counts, share)]
+    if net == "net12":
+        parts.append(random_negatives(rng, photos, size, counts.negatives_per_photo))
+    else:
+        if detector is None:
+            raise ValueError(f"{net}'s negatives are mined: pass the detector of the earlier stages")
+        stage = {"net24": 1, "net48": 2}[net]
+        parts.append(mined_negatives(rng, detector, photos, size, counts.negatives_per_photo, stage))
+    return SampleSet.concat(parts)
+
+
+def cached_samples(net: str, split: str, data_dir, out_dir, counts: SampleCounts, seed: int,
+                   detector=None, log=print) -> SampleSet:
+    """`build_samples`, read from ``<out_dir>/samples/<net>-<split>.npz`` when it exists (and
+    written there otherwise)."""
+    path = Path(out_dir) / "samples" / f"{net}-{split}.npz"
+    if path.is_file():
+        samples = SampleSet.load(path)
+        log(f"{net}: {len(samples):,} {split} samples from {path}")
+        return samples
+    samples = build_samples(net, split, data_dir, counts, seed, detector)
+    samples.save(path)
+    log(f"{net}: made {len(samples):,} {split} samples ({describe(samples)}) -> {path}")
+    return samples
+
+
+def describe(samples: SampleSet) -> str:
+    """"12,345 faces, 67,890 non-faces" for a detection set, "45 classes" for a calibration set."""
+    labels = samples.labels["label"]
+    if labels.max(initial=0) > 1:
+        return f"{len(np.unique(labels))} patterns"
+    return f"{int((labels == FACE).sum()):,} faces, {int((labels == NON_FACE).sum()):,} non-faces"

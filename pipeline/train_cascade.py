@@ -1,0 +1,142 @@
+"""`facecascade train cascade`: the whole Cascade-CNN training procedure, stage by stage.
+
+    net12  -> cal12  -> mine with (net12, cal12)               -> net24 -> cal24
+           -> mine with (net12, cal12, net24, cal24)           -> net48 -> cal48
+
+Each stage makes (or reads from the cache) its samples, trains with the shared loop
+(`pipeline.training`), picks the detection threshold that keeps 99% of the validation faces and
+writes ``<out>/weights/cascade_<net>.npz``. A stage whose weights file exists is done; a stage
+with a checkpoint continues from it with ``resume=True``. The 24-net and 48-net hold the trained
+12-net and 24-net as their (frozen) multi-resolution branch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, weights_path
+from nets.weights import save_weights
+
+from .calibration import NUM_PATTERNS, mirrored_patterns
+from .cascade_samples import FACE, SampleCounts, cached_samples
+from .datasets import face_split
+from .training import ClassifierTask, TrainConfig, Trainer
+
+STAGES = ("net12", "cal12", "net24", "cal24", "net48", "cal48")
+TARGET_RECALL = 0.99  # each detection stage keeps this share of the validation faces
+
+# Sizes and schedules, chosen so that the whole procedure takes about three hours on two cores.
+COUNTS = {
+    "net12": SampleCounts(positives_per_face=4, face_negatives_per_face=3, negatives_per_photo=60),
+    "cal12": SampleCounts(patterns_per_face=10),
+    "net24": SampleCounts(positives_per_face=3, face_negatives_per_face=2, negatives_per_photo=40),
+    "cal24": SampleCounts(patterns_per_face=8),
+    "net48": SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=25),
+    "cal48": SampleCounts(patterns_per_face=4),
+}
+CONFIGS = {
+    "net12": TrainConfig(epochs=12, batch_size=128, lr=0.02, milestones=(8, 11), weight_decay=5e-4),
+    "cal12": TrainConfig(epochs=12, batch_size=128, lr=0.02, milestones=(8, 11), weight_decay=5e-4),
+    "net24": TrainConfig(epochs=10, batch_size=128, lr=0.01, milestones=(7, 9), weight_decay=5e-4),
+    "cal24": TrainConfig(epochs=10, batch_size=128, lr=0.01, milestones=(7, 9), weight_decay=5e-4),
+    "net48": TrainConfig(epochs=8, batch_size=128, lr=0.01, milestones=(6, 8), weight_decay=5e-4),
+    "cal48": TrainConfig(epochs=8, batch_size=128, lr=0.01, milestones=(6, 8), weight_decay=5e-4),
+}
+# A run small enough for the test suite and the tutorial (FACECASCADE_QUICK=1, --quick).
+QUICK_COUNTS = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=10,
+                            patterns_per_face=3, max_faces=300, max_photos=40)
+QUICK_EPOCHS = 2
+
+
+def task_for(net: str) -> ClassifierTask:
+    """Face / non-face (mirroring keeps the label) or 45 patterns (mirroring swaps x shifts)."""
+    if net.startswith("cal"):
+        return ClassifierTask(NUM_PATTERNS, mirror_map=mirrored_patterns())
+    return ClassifierTask(2, mirror_map=np.arange(2), positive_class=FACE, target_recall=TARGET_RECALL)
+
+
+def face_aspect(data_dir) -> float:
+    """Median height / width of the training face boxes (MTCNN convention)."""
+    boxes = np.array([face.box for face in face_split(data_dir, "train")])
+    return float(np.median((boxes[:, 3] - boxes[:, 1]) / (boxes[:, 2] - boxes[:, 0])))
+
+
+def _detector_so_far(weights_dir: Path, stage: int):
+    """A CascadeDetector with the trained nets of stages 1..stage (for mining)."""
+    from .cascade import CascadeDetector
+
+    loaded = {}
+    thresholds = [1.0, 1.0, 1.0]
+    for k, (net, cal) in enumerate((("net12", "cal12"), ("net24", "cal24"))[:stage]):
+        for name in (net, cal):
+            loaded[name], meta = load_net(name, weights_dir)
+            if name == net:
+                thresholds[k] = float(meta["threshold"])
+    nets = CascadeNets(**{name: loaded.get(name) for name in NET_CLASSES}, thresholds=tuple(thresholds))
+    return CascadeDetector(nets=nets)
+
+
+def build_net(net: str, weights_dir: Path, seed: int):
+    """A fresh net for a stage; the 24- and 48-nets get the trained smaller net as branch."""
+    model = NET_CLASSES[net](rng=np.random.default_rng([seed, STAGES.index(net)]))
+    source = {"net24": "net12", "net48": "net24"}.get(net)
+    if source is not None:
+        trained, _ = load_net(source, weights_dir)
+        model.load_branch_from(trained)
+    return model.train()
+
+
+def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False, quick: bool = False,
+                progress: bool = True, log=print) -> Path:
+    """Train one net of the cascade; returns the path of its weights file."""
+    out_dir = Path(out_dir)
+    weights_dir = out_dir / "weights"
+    counts = QUICK_COUNTS if quick else COUNTS[net]
+    config = replace(CONFIGS[net], seed=seed, epochs=QUICK_EPOCHS if quick else CONFIGS[net].epochs)
+    detector = None
+    if net in ("net24", "net48"):
+        detector = _detector_so_far(weights_dir, 1 if net == "net24" else 2)
+    start = time.perf_counter()
+    train_set = cached_samples(net, "train", data_dir, out_dir, counts, seed, detector, log=log)
+    val_set = cached_samples(net, "val", data_dir, out_dir, counts, seed, detector, log=log)
+    log(f"{net}: samples ready in {time.perf_counter() - start:.0f} s")
+    model = build_net(net, weights_dir, seed)
+    task = task_for(net)
+    trainer = Trainer(model, task, train_set, val_set, config, out_dir / net, name=net, progress=progress)
+    trainer.run(resume=resume)
+    trainer.plot_roc()
+    meta = {}
+    final = task.validate(model, val_set)
+    if task.positive_class is not None:
+        meta["threshold"] = final["threshold"]
+        log(f"{net}: threshold {final['threshold']:.4f} keeps {TARGET_RECALL:.0%} of the validation faces; "
+            f"{final['negatives_passed']:.2%} of the validation non-faces pass it")
+    if net == "cal48":
+        meta["aspect"] = face_aspect(data_dir)
+    path = weights_path(net, weights_dir)
+    save_weights(model, path, meta)
+    log(f"{net}: best epoch {trainer.best[0]}, validation accuracy {final['accuracy']:.4f}; "
+        f"wrote {path} ({time.perf_counter() - start:.0f} s)")
+    return path
+
+
+def train_cascade(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool = False, quick: bool = False,
+                  progress: bool = True, log=print) -> list[Path]:
+    """Train the given stages in order (default: all six). With resume=True a stage whose
+    weights exist is skipped and a stage with a checkpoint continues from it."""
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
+    written = []
+    for net in (s for s in STAGES if s in stages):
+        path = weights_path(net, Path(out_dir) / "weights")
+        if resume and path.is_file():
+            log(f"{net}: done already ({path})")
+            written.append(path)
+            continue
+        written.append(train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log))
+    return written
