@@ -3,12 +3,15 @@
     facecascade gradcheck            numerical gradient check of every layer and loss
     facecascade detect PATH...       find faces in images or folders of images
     facecascade demo                 the whole MTCNN pipeline on a sample photo, figure by figure
+    facecascade evaluate             recall, false positives and ROC of a detector on the data kit
+    facecascade train cascade        train the six Cascade-CNN nets, stage by stage
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +24,9 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+DETECTORS = ("mtcnn", "cascade")  # what `facecascade evaluate --detector` can measure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +50,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run MTCNN on a sample photo and write one figure per stage")
     demo.add_argument("--out", type=Path, default=Path("facecascade-demo"),
                       help="folder for the figures (default ./facecascade-demo)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="measure a detector on the face data kit (val faces, photos, face-free photos)")
+    evaluate.add_argument("--detector", choices=DETECTORS, default="mtcnn",
+                          help="which detector to measure (default mtcnn)")
+    data = os.environ.get("FACECASCADE_DATA")
+    evaluate.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
+                          help="the face data kit folder (cuhk80/, photos/, negatives/)"
+                          + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    evaluate.add_argument("--out", type=Path, required=True, metavar="DIR",
+                          help="folder for evaluation.json and roc.png")
+    evaluate.add_argument("--weights", default="released", metavar="NAME",
+                          help="which weights to load; only 'released' (MTCNN's) for now")
+
+    train = commands.add_parser("train", help="train a cascade on the face data kit")
+    which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
+    cascade = which.add_parser("cascade", help="Cascade-CNN: 12-net, 12-cal, 24-net, 24-cal, 48-net, 48-cal")
+    cascade.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
+                         help="the face data kit folder (cuhk80/, negatives/)"
+                         + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    cascade.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="folder for samples, checkpoints, figures and weights/cascade_*.npz")
+    cascade.add_argument("--stage", nargs="+", metavar="NET", default=None,
+                         help="train only these nets (net12 cal12 net24 cal24 net48 cal48; default all, in order)")
+    cascade.add_argument("--resume", action="store_true",
+                         help="continue: skip finished nets, resume a net from its last checkpoint")
+    cascade.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
+    cascade.add_argument("--quick", action="store_true",
+                         help="a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
     return parser
 
 
@@ -53,7 +88,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handler = {"gradcheck": run_gradcheck, "detect": run_detect, "demo": run_demo}[args.command]
+    handler = {"gradcheck": run_gradcheck, "detect": run_detect, "demo": run_demo,
+               "evaluate": run_evaluate, "train": run_train}[args.command]
     return handler(args)
 
 
@@ -131,4 +167,71 @@ def run_demo(args) -> int:
 
     for path in write_demo(args.out):
         print(f"wrote {path}")
+    return 0
+
+
+def make_detector(which: str, weights: str = "released"):
+    """The detector named on the command line: "mtcnn" or "cascade". Raises ValueError with a
+    message for the user when it cannot be made."""
+    if weights != "released":
+        raise ValueError(f"unknown weights {weights!r}: only the released weights are available "
+                         "(--weights released)")
+    if which == "mtcnn":
+        from .mtcnn import MTCNNDetector
+
+        return MTCNNDetector()
+    try:
+        from .cascade import CascadeDetector
+    except ImportError as exc:
+        if exc.name != f"{__package__}.cascade":
+            raise  # the module exists but something it needs is broken: show the real error
+        raise ValueError("the Cascade-CNN detector is not available yet") from None
+    try:
+        return CascadeDetector()
+    except OSError as exc:
+        raise ValueError(f"the Cascade-CNN detector cannot load its weights ({exc})") from exc
+
+
+def run_evaluate(args) -> int:
+    from .datasets import DataError
+    from .evaluation import evaluate, format_summary
+
+    try:
+        detector = make_detector(args.detector, args.weights)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        results = evaluate(detector, args.data, args.out, name=args.detector)
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename}: no such file (is --data {args.data} the face data kit folder?)",
+              file=sys.stderr)
+        return 1
+    except (DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(results))
+    print(f"{results['seconds']:.1f} s; results in {args.out}/ (evaluation.json, roc.png)")
+    failed = sum(len(results[key]["failed"]) for key in ("val", "photos", "negatives"))
+    return 1 if failed else 0
+
+
+def run_train(args) -> int:
+    from .train_cascade import STAGES, train_cascade
+
+    stages = tuple(args.stage) if args.stage else STAGES
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        print(f"error: --stage: unknown net(s) {', '.join(unknown)}; choose from {' '.join(STAGES)}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        paths = train_cascade(args.data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
+    except KeyboardInterrupt:
+        return 130
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"trained {len(paths)} net(s) in {(time.perf_counter() - start) / 60:.1f} min: "
+          + ", ".join(str(p) for p in paths))
     return 0

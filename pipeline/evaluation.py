@@ -1,0 +1,412 @@
+"""Measuring a face detector: which detections found a face, recall, ROC and average precision.
+
+The rule for "found" (the one used everywhere in the project):
+
+* a detection matches a face when their boxes overlap with IoU >= 0.5 (`pipeline.boxes.iou`);
+* detections are taken greedily, best score first; each takes the still unmatched face it
+  overlaps most, so one face is found by at most one detection and one detection finds at
+  most one face (`match_detections`). A detection that finds no face is a false positive.
+
+Over a set of images, every detection becomes one (score, is_tp) pair. Keeping only the
+detections with score >= t gives, for each threshold t, a count of true and false positives:
+the discrete ROC of FDDB (x = false positives, y = recall = true positives / faces,
+`roc_points`) and the precision/recall curve whose area is the average precision
+(`average_precision`). Greedy matching by score makes this exact: the detections above t are
+matched exactly as they would be if the others did not exist.
+
+`evaluate` runs a detector over the data kit's evaluation images (see `pipeline.datasets`)
+and writes evaluation.json and roc.png; `facecascade evaluate` is its command line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .boxes import pairwise_overlap
+from .datasets import face_split, labelled_photos, negative_split
+
+IOU_THRESHOLD = 0.5               # a detection finds a face at IoU >= this (FDDB, WIDER FACE, VOC)
+MAX_FALSE_POSITIVES_PER_PHOTO = 0.1  # the operating point: false positives per face-free photo
+
+
+# ---------------------------------------------------------------- one image
+
+
+def match_detections(truth, boxes, scores, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
+    """Which detections found a face, matched greedily by score.
+
+    truth: (K, 4) float, the faces' boxes x1, y1, x2, y2 in pixels; boxes: (D, 4) float, the
+    detections' boxes; scores: (D,) float, higher is better; iou_threshold: in [0, 1].
+    Detections are visited best score first (equal scores in the given order: a stable
+    sort). Each takes the unmatched face it overlaps most (the first such face on a tie), if
+    that IoU is >= iou_threshold; that face is then matched and no other detection can take it.
+    Returns (D,) bool, True for a true positive, in the order of ``boxes``.
+    The number of True entries is the number of faces found: at most min(K, D).
+    """
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(boxes),):
+        raise ValueError(f"scores must have shape ({len(boxes)},) to match the boxes; got {scores.shape}")
+    is_tp = np.zeros(len(boxes), dtype=bool)
+    if len(truth) == 0 or len(boxes) == 0:
+        return is_tp
+    overlap = pairwise_overlap(boxes, truth)  # (D, K) IoU, in float64
+    free = np.ones(len(truth), dtype=bool)
+    for d in np.argsort(-scores, kind="stable"):
+        candidates = np.where(free, overlap[d], -1.0)  # matched faces cannot be taken again
+        k = int(np.argmax(candidates))
+        if candidates[k] >= iou_threshold:
+            free[k] = False
+            is_tp[d] = True
+    return is_tp
+
+
+# ---------------------------------------------------------------- a set of images
+
+
+@dataclass
+class Pooled:
+    """Every detection of a set of images as one (score, is_tp) pair, and the faces.
+
+    scores: (N,) float64; is_tp: (N,) bool; faces: number of faces in the images;
+    images: number of images.
+    """
+
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    is_tp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    faces: int = 0
+    images: int = 0
+
+
+def pool(per_image) -> Pooled:
+    """Pool the detections of many images.
+
+    per_image: iterable of (truth (K, 4), boxes (D, 4), scores (D,)), one per image, boxes
+    x1, y1, x2, y2 in pixels. Each image is matched with `match_detections`.
+    Returns a Pooled: the scores and true-positive flags of all detections, in image order,
+    and the total number of faces and images.
+    """
+    scores, flags, faces, images = [], [], 0, 0
+    for truth, boxes, image_scores in per_image:
+        truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+        scores.append(np.asarray(image_scores, dtype=np.float64).reshape(-1))
+        flags.append(match_detections(truth, boxes, image_scores))
+        faces += len(truth)
+        images += 1
+    if not scores:
+        return Pooled()
+    return Pooled(np.concatenate(scores), np.concatenate(flags), faces, images)
+
+
+@dataclass
+class Roc:
+    """A discrete ROC, one point per distinct score t (highest first): keeping the detections
+    with score >= t gives true_positives and false_positives; recall = true_positives / faces
+    (NaN when there are no faces). All arrays (T,); thresholds float64, counts int64."""
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    recall: np.ndarray
+
+    def to_dict(self) -> dict:
+        """Plain lists for JSON (recall None where undefined)."""
+        return {
+            "thresholds": [float(t) for t in self.thresholds],
+            "true_positives": [int(n) for n in self.true_positives],
+            "false_positives": [int(n) for n in self.false_positives],
+            "recall": [None if np.isnan(r) else float(r) for r in self.recall],
+        }
+
+
+def roc_points(scores, is_tp, faces: int) -> Roc:
+    """The discrete ROC (FDDB style) of pooled detections.
+
+    scores: (N,) float, one per detection over all images; is_tp: (N,) bool, from
+    `match_detections`; faces: number of faces in those images.
+    For every distinct score t, from the highest down, count the detections with score >= t:
+    true positives, false positives (the rest), recall = true positives / faces. Plot x =
+    false positives, y = recall. Returns a Roc with arrays of length T = number of distinct
+    scores (0 when there are no detections). The last point is the detector's own output.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    is_tp = np.asarray(is_tp, dtype=bool).reshape(-1)
+    if scores.shape != is_tp.shape:
+        raise ValueError(f"scores {scores.shape} and is_tp {is_tp.shape} must have the same shape")
+    order = np.argsort(-scores, kind="stable")
+    scores, is_tp = scores[order], is_tp[order]
+    tp = np.cumsum(is_tp, dtype=np.int64)
+    fp = np.cumsum(~is_tp, dtype=np.int64)
+    # the last detection of each run of equal scores: all of the run enter together
+    last = np.flatnonzero(np.append(scores[1:] != scores[:-1], True)) if len(scores) else np.zeros(0, int)
+    recall = tp[last] / faces if faces > 0 else np.full(len(last), np.nan)
+    return Roc(scores[last], tp[last], fp[last], recall)
+
+
+def average_precision(scores, is_tp, faces: int) -> float:
+    """Average precision: the area under the interpolated precision/recall curve.
+
+    scores, is_tp, faces: as in `roc_points`.
+    This is the all-points version of PASCAL VOC 2010-2012 (not VOC 2007's 11-point one):
+    take the precision tp / (tp + fp) at every threshold of `roc_points`; replace each by
+    the highest precision at that recall or higher (the interpolation, which makes the curve
+    non-increasing); sum precision x recall step over the thresholds, with recall starting
+    at 0. Detections with equal scores enter together (one point per distinct score), so
+    the order of ties does not matter. Faces never found count as recall never reached.
+    Returns a float in [0, 1]; 0 with no detections; NaN when there are no faces.
+    """
+    if faces <= 0:
+        return float("nan")
+    roc = roc_points(scores, is_tp, faces)
+    if len(roc.thresholds) == 0:
+        return 0.0
+    precision = roc.true_positives / (roc.true_positives + roc.false_positives)
+    interpolated = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], roc.recall]))
+    return float(np.sum(steps * interpolated))
+
+
+def operating_point(negative_scores, negative_images: int,
+                    max_per_image: float = MAX_FALSE_POSITIVES_PER_PHOTO) -> dict:
+    """The loosest extra score threshold that keeps false positives on face-free photos
+    within a budget.
+
+    negative_scores: (N,) float, the scores of all detections on ``negative_images``
+    face-free photos (every one a false positive); max_per_image: the budget per photo.
+    The budget allows floor(max_per_image * negative_images) false positives. If the
+    detector stays within it, no extra threshold is needed ("score_above" None). Otherwise
+    keep only detections scoring above the (allowed + 1)-th highest negative score, which
+    leaves at most ``allowed`` false positives and loses as few faces as possible.
+    Returns {"max_false_positives_per_photo", "allowed", "score_above", "false_positives"};
+    apply it to a face set with `recall_above`.
+    """
+    negative_scores = np.sort(np.asarray(negative_scores, dtype=np.float64).reshape(-1))[::-1]
+    allowed = int(np.floor(max_per_image * negative_images + 1e-9))
+    score_above = float(negative_scores[allowed]) if len(negative_scores) > allowed else None
+    kept = negative_scores if score_above is None else negative_scores[negative_scores > score_above]
+    return {"max_false_positives_per_photo": max_per_image, "allowed": allowed,
+            "score_above": score_above, "false_positives": int(len(kept))}
+
+
+def recall_above(pooled: Pooled, score_above) -> float | None:
+    """Recall of a face set keeping only detections with score > score_above (None: all).
+    Returns None when the set has no faces."""
+    if pooled.faces == 0:
+        return None
+    keep = np.ones(len(pooled.scores), bool) if score_above is None else pooled.scores > score_above
+    return int(np.sum(pooled.is_tp & keep)) / pooled.faces
+
+
+# ---------------------------------------------------------------- running a detector
+
+
+def _detections(detector, image) -> tuple[np.ndarray, np.ndarray]:
+    """detector.detect(image) as boxes (D, 4) float64 and scores (D,) float64."""
+    faces = detector.detect(image)
+    boxes = np.array([np.asarray(f.box, dtype=np.float64) for f in faces]).reshape(-1, 4)
+    scores = np.array([float(f.score) for f in faces], dtype=np.float64)
+    return boxes, scores
+
+
+def _face_summary(pooled: Pooled, failed: list[str]) -> dict:
+    """The results of a face set ("val" or "photos") as plain values for JSON."""
+    detected = int(np.sum(pooled.is_tp))
+    return {
+        "images": pooled.images,
+        "faces": pooled.faces,
+        "detected": detected,
+        "false_positives": int(len(pooled.scores) - detected),
+        "recall": detected / pooled.faces if pooled.faces else None,
+        "ap": average_precision(pooled.scores, pooled.is_tp, pooled.faces) if pooled.faces else None,
+        "failed": failed,
+        "roc": roc_points(pooled.scores, pooled.is_tp, pooled.faces).to_dict(),
+    }
+
+
+def _negative_summary(found, failed: list[str], root: Path) -> dict:
+    """The results on face-free photos as plain values for JSON.
+
+    found: list of (NegativeImage, scores (D,)), one per photo that loaded; every detection
+    is a false positive. root: the folder the per-photo names are made relative to.
+    """
+    scores = np.concatenate([s for _, s in found]) if found else np.zeros(0)
+    kinds = {kind: {"images": 0, "false_positives": 0} for kind in ("gray", "color")}
+    per_photo = {}
+    for image, image_scores in found:
+        kind = kinds["gray" if image.gray else "color"]
+        kind["images"] += 1
+        kind["false_positives"] += len(image_scores)
+        if len(image_scores):
+            per_photo[image.path.relative_to(root).as_posix()] = len(image_scores)
+    roc = roc_points(scores, np.zeros(len(scores), bool), 0).to_dict()
+    return {
+        "images": len(found),
+        "faces": 0,
+        "detected": 0,
+        "false_positives": len(scores),
+        "false_positives_per_photo": len(scores) / len(found) if found else None,
+        "recall": None,
+        "gray": kinds["gray"],
+        "color": kinds["color"],
+        "per_photo": per_photo,
+        "failed": failed,
+        "roc": {"thresholds": roc["thresholds"], "false_positives": roc["false_positives"]},
+    }
+
+
+def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool = True) -> dict:
+    """Run a detector over the data kit's evaluation images and measure it.
+
+    detector: any object with ``detect(image) -> list of faces``, image (H, W, 3) uint8 RGB,
+    each face with ``.box`` (4,) x1, y1, x2, y2 in pixels and ``.score`` (e.g.
+    `pipeline.mtcnn.MTCNNDetector`); data_dir: the data kit folder; out_dir: folder for the
+    results (created); name: the detector's name in the results; progress: show a progress
+    bar (on stderr, only on a terminal).
+
+    The images, each loaded with `pipeline.images.load_image`:
+      * "val": the 1,000 face crops of cuhk80/val.txt, boxes converted to the MTCNN
+        convention (`pipeline.datasets.cuhk_to_mtcnn`);
+      * "photos": the 9 labelled group photos (43 faces);
+      * "negatives": the 177 held-out face-free photos (`negative_split(data_dir, "heldout")`),
+        where every detection is a false positive.
+    A detection finds a face by `match_detections` (IoU >= 0.5), at the detector's own
+    thresholds. An image that fails to load is reported by name on stderr, listed under
+    "failed", and left out of the counts; the rest goes on.
+
+    Writes out_dir/evaluation.json (the returned dict) and out_dir/roc.png (recall against
+    false positives for "val" and "photos"). Returns a dict with "detector", "iou_threshold",
+    "seconds", and per set "val", "photos": images, faces, detected (true positives),
+    false_positives, recall, ap (`average_precision`), failed, roc (`roc_points` as lists);
+    "negatives": images, faces 0, detected 0, false_positives, false_positives_per_photo,
+    recall None, gray and color ({"images", "false_positives"} each), per_photo (path
+    relative to negatives/ -> false positives, photos with none left out), failed, roc
+    (thresholds and false positives); "operating_point": `operating_point` of the negatives
+    plus the recall of "val" and "photos" under it.
+    """
+    from tqdm import tqdm
+
+    from .images import ImageError, load_image
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    # read every list first, so that a wrong folder fails before the long run
+    sets = {"val": [(r.path, r.box[None, :]) for r in face_split(data_dir, "val")],
+            "photos": labelled_photos(data_dir)}
+    negatives = negative_split(data_dir, "heldout")
+
+    start = time.perf_counter()
+    bar = tqdm(total=sum(map(len, sets.values())) + len(negatives), desc=f"evaluate {name}", unit="image",
+               disable=None if progress else True, file=sys.stderr)
+
+    def run(path):
+        """(boxes, scores) of one image, or None (reported on stderr) if it does not load."""
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+            bar.update(1)
+            return None
+        found = _detections(detector, image)
+        bar.update(1)
+        return found
+
+    results, pooled = {"detector": name, "iou_threshold": IOU_THRESHOLD}, {}
+    for key, images in sets.items():
+        per_image, failed = [], []
+        for path, truth in images:
+            found = run(path)
+            if found is None:
+                failed.append(str(path))
+            else:
+                per_image.append((truth, *found))
+        pooled[key] = pool(per_image)
+        results[key] = _face_summary(pooled[key], failed)
+
+    found, failed = [], []
+    for image in negatives:
+        detections = run(image.path)
+        if detections is None:
+            failed.append(str(image.path))
+        else:
+            found.append((image, detections[1]))
+    bar.close()
+    results["negatives"] = _negative_summary(found, failed, (data_dir / "negatives").absolute())
+
+    point = operating_point(np.concatenate([s for _, s in found]) if found else [], len(found))
+    point["val_recall"] = recall_above(pooled["val"], point["score_above"])
+    point["photos_recall"] = recall_above(pooled["photos"], point["score_above"])
+    results["operating_point"] = point
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    write_results(results, out_dir)
+    return results
+
+
+def write_results(results: dict, out_dir) -> None:
+    """Write out_dir/evaluation.json (`to_json`) and out_dir/roc.png (recall against false
+    positives of the face sets, `pipeline.plots.training.plot_roc`); creates out_dir."""
+    from .plots.training import plot_roc
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_text(to_json(results))
+    curves = {f"{key} ({results[key]['faces']} faces)":
+              (results[key]["roc"]["false_positives"], results[key]["roc"]["recall"])
+              for key in ("val", "photos") if results[key]["faces"]}
+    plot_roc(curves, save=out_dir / "roc.png",
+             title=f"{results['detector']}: recall at IoU >= {results['iou_threshold']}")
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def to_json(results: dict) -> str:
+    """The results as indented JSON, each list of plain values (numbers, names) on one line."""
+
+    def dump(value, pad: str) -> str:
+        inner = pad + "  "
+        if isinstance(value, dict) and value:
+            items = [f"{inner}{json.dumps(str(key))}: {dump(item, inner)}" for key, item in value.items()]
+            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+            return "[\n" + ",\n".join(inner + dump(item, inner) for item in value) + "\n" + pad + "]"
+        return json.dumps(value)
+
+    return dump(results, "") + "\n"
+
+
+def _fraction(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_summary(results: dict) -> str:
+    """A table of the results of `evaluate`, one row per image set, and the operating point."""
+    rows = [("set", "images", "faces", "found", "recall", "false pos.", "AP")]
+    for key in ("val", "photos"):
+        r = results[key]
+        rows.append((key, str(r["images"]), str(r["faces"]), str(r["detected"]), _fraction(r["recall"]),
+                     str(r["false_positives"]), _fraction(r["ap"])))
+    n = results["negatives"]
+    rows.append(("negatives", str(n["images"]), "-", "-", "-", str(n["false_positives"]), "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"{results['detector']}: faces found at IoU >= {results['iou_threshold']}, "
+             "at the detector's own thresholds"]
+    for row in rows:
+        lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+    lines.append(f"negatives: {_fraction(n['false_positives_per_photo'])} false positives per held-out "
+                 f"face-free photo (gray {n['gray']['false_positives']} on {n['gray']['images']}, "
+                 f"colour {n['color']['false_positives']} on {n['color']['images']})")
+    p = results["operating_point"]
+    limit = "the detector's own thresholds" if p["score_above"] is None else f"score > {p['score_above']:.4f}"
+    lines.append(f"at <= {p['max_false_positives_per_photo']} false positives per face-free photo "
+                 f"({p['false_positives']} of {p['allowed']} allowed, {limit}): "
+                 f"val recall {_fraction(p['val_recall'])}, photos recall {_fraction(p['photos_recall'])}")
+    for key in ("val", "photos", "negatives"):
+        if results[key]["failed"]:
+            lines.append(f"{key}: {len(results[key]['failed'])} images failed to load and were left out")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""The training loop: it learns, it resumes exactly, it keeps a usable checkpoint when
+interrupted, and it refuses to overwrite a run by accident."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nets import Net12
+from pipeline.training import ClassifierTask, SampleSet, TrainConfig, Trainer, recall_threshold, to_input
+
+
+def toy_samples(n=96, seed=0) -> SampleSet:
+    """Bright-centred 12x12 'faces' against dark-centred 'non-faces': learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    images = rng.integers(0, 120, (n, 12, 12, 3)).astype(np.uint8)
+    images[labels == 1, 3:9, 3:9] += 120
+    return SampleSet(images, {"label": labels.astype(np.int64)})
+
+
+def make_trainer(out_dir, epochs=2, **kw):
+    task = ClassifierTask(2, mirror_map=np.arange(2), positive_class=1)
+    config = TrainConfig(epochs=epochs, batch_size=16, lr=0.02, seed=3, milestones=(2,))
+    return Trainer(Net12(rng=np.random.default_rng(0)), task, toy_samples(), toy_samples(48, seed=1), config,
+                   out_dir, progress=False, **kw)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=4)
+    history = trainer.run()
+    assert history["train loss"][-1] < history["train loss"][0]
+    assert history["val accuracy"][-1] > 0.8
+    assert (tmp_path / "checkpoint.npz").is_file() and (tmp_path / "curves.png").is_file()
+    assert trainer.plot_roc().is_file()
+
+
+def test_two_epochs_equal_one_epoch_then_resume_then_one_more(tmp_path):
+    straight = make_trainer(tmp_path / "a", epochs=2)
+    straight.run()
+    first = make_trainer(tmp_path / "b", epochs=1)
+    first.run()
+    resumed = make_trainer(tmp_path / "b", epochs=2)
+    resumed.run(resume=True)
+    assert resumed.epoch == 2
+    for (name, a), (_, b) in zip(straight.net.named_parameters(), resumed.net.named_parameters()):
+        np.testing.assert_array_equal(a.value, b.value, err_msg=name)
+    assert straight.history == resumed.history
+
+
+def test_an_interrupted_run_keeps_its_last_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    calls = {"n": 0}
+    real_loss = trainer.task.loss
+
+    def loss_then_ctrl_c(logits, labels):
+        calls["n"] += 1
+        if calls["n"] == 8:  # in the second epoch (6 batches per epoch)
+            raise KeyboardInterrupt
+        return real_loss(logits, labels)
+
+    trainer.task.loss = loss_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    again = make_trainer(tmp_path, epochs=3)
+    again.run(resume=True)
+    straight = make_trainer(tmp_path / "straight", epochs=3)
+    straight.run()
+    for (name, a), (_, b) in zip(straight.net.named_parameters(), again.net.named_parameters()):
+        np.testing.assert_array_equal(a.value, b.value, err_msg=name)
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    make_trainer(tmp_path, epochs=1).run()
+    with pytest.raises(FileExistsError, match="resume"):
+        make_trainer(tmp_path, epochs=1).run()
+
+
+def test_resume_refuses_a_different_batch_size(tmp_path):
+    make_trainer(tmp_path, epochs=1).run()
+    other = make_trainer(tmp_path, epochs=2)
+    other.config.batch_size = 32
+    with pytest.raises(ValueError, match="batch_size"):
+        other.run(resume=True)
+
+
+def test_recall_threshold_keeps_the_asked_share():
+    scores = np.linspace(0.01, 1.0, 100)
+    t = recall_threshold(scores, 0.99)
+    assert np.mean(scores >= t) >= 0.99 and np.mean(scores >= np.nextafter(t, 2)) < 0.99
+    assert recall_threshold(np.zeros(0), 0.99) == 0.0
+
+
+def test_to_input_normalizes_and_mirrors():
+    images = np.arange(2 * 2 * 3 * 3, dtype=np.uint8).reshape(2, 2, 3, 3)
+    x = to_input(images, flip=np.array([True, False]))
+    assert x.shape == (2, 3, 2, 3) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, :, :, 0], (images[0, :, 2].T - 127.5) / 128)
+    np.testing.assert_allclose(x[1, :, :, 0], (images[1, :, 0].T - 127.5) / 128)
