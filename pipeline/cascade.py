@@ -184,7 +184,7 @@ class CascadeDetector:
         (0, 2) array; Cascade-CNN finds none), best score first; with trace=True, (faces, Trace).
         """
         rgb = load_image(image)
-        record = Trace(image=rgb)
+        record = Trace(image=rgb, detector="Cascade-CNN", stage_names=("12-net", "24-net", "48-net"))
         image_chw = to_chw_float(rgb)
         final = Boxes.empty()
         with self.parallel.session():

@@ -46,10 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--out", type=Path, default=Path("facecascade-out"),
                         help="folder for the annotated images (default ./facecascade-out)")
     detect.add_argument("--json", action="store_true", help="also write one JSON file of detections per image")
+    detect.add_argument("--detector", choices=DETECTORS, default="mtcnn",
+                        help="mtcnn (released weights, default) or cascade (Cascade-CNN trained here)")
 
     demo = commands.add_parser("demo", help="run MTCNN on a sample photo and write one figure per stage")
     demo.add_argument("--out", type=Path, default=Path("facecascade-demo"),
                       help="folder for the figures (default ./facecascade-demo)")
+    demo.add_argument("--detector", choices=DETECTORS, default="mtcnn",
+                      help="mtcnn (default) or cascade (Cascade-CNN trained here)")
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a detector on the face data kit (val faces, photos, face-free photos)")
@@ -132,13 +136,16 @@ def run_detect(args) -> int:
 
     from .annotate import annotate
     from .images import ImageError, list_images, load_image
-    from .mtcnn import MTCNNDetector
 
     paths = list_images(args.paths)
     if not paths:
         print("error: no images found in " + ", ".join(str(p) for p in args.paths), file=sys.stderr)
         return 1
-    detector = MTCNNDetector(min_face_size=args.min_face)
+    try:
+        detector = make_detector(args.detector, min_face_size=args.min_face)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     n_faces, errors, start = 0, 0, time.perf_counter()
@@ -165,21 +172,26 @@ def run_detect(args) -> int:
 def run_demo(args) -> int:
     from .demo import write_demo
 
-    for path in write_demo(args.out):
+    try:
+        detector = make_detector(args.detector)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in write_demo(args.out, detector=detector):
         print(f"wrote {path}")
     return 0
 
 
-def make_detector(which: str, weights: str = "released"):
-    """The detector named on the command line: "mtcnn" or "cascade". Raises ValueError with a
-    message for the user when it cannot be made."""
+def make_detector(which: str, weights: str = "released", min_face_size: float = 20.0):
+    """The detector named on the command line: "mtcnn" or "cascade", finding faces of at least
+    min_face_size pixels. Raises ValueError with a message for the user when it cannot be made."""
     if weights != "released":
         raise ValueError(f"unknown weights {weights!r}: only the released weights are available "
                          "(--weights released)")
     if which == "mtcnn":
         from .mtcnn import MTCNNDetector
 
-        return MTCNNDetector()
+        return MTCNNDetector(min_face_size=min_face_size)
     try:
         from .cascade import CascadeDetector
     except ImportError as exc:
@@ -187,7 +199,7 @@ def make_detector(which: str, weights: str = "released"):
             raise  # the module exists but something it needs is broken: show the real error
         raise ValueError("the Cascade-CNN detector is not available yet") from None
     try:
-        return CascadeDetector()
+        return CascadeDetector(min_face_size=min_face_size)
     except OSError as exc:
         raise ValueError(f"the Cascade-CNN detector cannot load its weights ({exc})") from exc
 

@@ -20,9 +20,10 @@ def sample_photo() -> np.ndarray:
         return np.array(Image.open(f).convert("RGB"))
 
 
-def write_demo(out_dir: Path, image: np.ndarray | None = None) -> list[Path]:
-    """Detect faces in ``image`` (default: the sample photo) and write the annotated photo and
-    the stage figures into ``out_dir``. Returns the paths written, in pipeline order."""
+def write_demo(out_dir: Path, image: np.ndarray | None = None, detector=None) -> list[Path]:
+    """Detect faces in ``image`` (default: the sample photo) with ``detector`` (default: the
+    released MTCNN; a `CascadeDetector` works too) and write the annotated photo and the stage
+    figures into ``out_dir``. Returns the paths written, in pipeline order."""
     from . import plots
     from .annotate import annotate
     from .mtcnn import MTCNNDetector
@@ -30,13 +31,14 @@ def write_demo(out_dir: Path, image: np.ndarray | None = None) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     image = sample_photo() if image is None else image
-    faces, trace = MTCNNDetector().detect(image, trace=True)
+    detector = MTCNNDetector() if detector is None else detector
+    faces, trace = detector.detect(image, trace=True)
     figures = [
         ("1_pyramid.png", lambda p: plots.plot_pyramid(trace, save=p)),
-        ("2_pnet_heatmaps.png", lambda p: plots.plot_heatmaps(trace, save=p)),
-        ("3_pnet_nms.png", lambda p: plots.plot_nms(trace, save=p)),
-        ("4_rnet.png", lambda p: plots.plot_stage(trace, "rnet", save=p)),
-        ("5_onet.png", lambda p: plots.plot_stage(trace, "onet", save=p)),
+        ("2_stage1_heatmaps.png", lambda p: plots.plot_heatmaps(trace, save=p)),
+        ("3_stage1_nms.png", lambda p: plots.plot_nms(trace, save=p)),
+        ("4_stage2.png", lambda p: plots.plot_stage(trace, "rnet", save=p)),
+        ("5_stage3.png", lambda p: plots.plot_stage(trace, "onet", save=p)),
         ("6_stages.png", lambda p: plots.plot_stages(trace, save=p)),
         ("7_counts.png", lambda p: plots.plot_counts(trace, save=p)),
     ]

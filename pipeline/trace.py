@@ -69,17 +69,24 @@ class Trace:
     onet_passed: Boxes = field(default_factory=Boxes.empty)
     onet_output: Boxes = field(default_factory=Boxes.empty)
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+    # Which cascade made the trace: the stage fields above are its stages 1, 2 and 3, under
+    # these names (Cascade-CNN fills them with its 12-, 24- and 48-net stages), crop sizes in px.
+    detector: str = "MTCNN"
+    stage_names: tuple = ("P-Net", "R-Net", "O-Net")
+    crop_sizes: tuple = (12, 24, 48)
 
     def counts(self) -> list[tuple[str, int]]:
         """(step, number of boxes) after each step, in order: the table of tutorial 4."""
+        first, second, third = self.stage_names
+        last = "final faces (after Min-NMS)" if self.detector == "MTCNN" else "final faces (after NMS, calibrated)"
         return [
-            ("P-Net candidates (all levels)", sum(len(b) for b in self.level_candidates)),
+            (f"{first} candidates (all levels)", sum(len(b) for b in self.level_candidates)),
             ("after NMS within each level", sum(len(b) for b in self.level_after_nms)),
-            ("after NMS across levels", len(self.pnet_after_nms)),
-            ("R-Net input", len(self.rnet_input)),
-            ("R-Net passed threshold", len(self.rnet_passed)),
-            ("after R-Net NMS", len(self.rnet_after_nms)),
-            ("O-Net input", len(self.onet_input)),
-            ("O-Net passed threshold", len(self.onet_passed)),
-            ("final faces (after Min-NMS)", len(self.onet_output)),
+            ("after NMS across levels" if self.detector == "MTCNN" else "stage 1 output", len(self.pnet_after_nms)),
+            (f"{second} input", len(self.rnet_input)),
+            (f"{second} passed threshold", len(self.rnet_passed)),
+            (f"after {second} NMS", len(self.rnet_after_nms)),
+            (f"{third} input", len(self.onet_input)),
+            (f"{third} passed threshold", len(self.onet_passed)),
+            (last, len(self.onet_output)),
         ]

@@ -83,6 +83,6 @@ def test_detect_refuses_bad_min_face(tmp_path):
 def test_demo_writes_every_stage_figure(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     written = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert written == ["0_faces.png", "1_pyramid.png", "2_pnet_heatmaps.png", "3_pnet_nms.png", "4_rnet.png",
-                       "5_onet.png", "6_stages.png", "7_counts.png"]
+    assert written == ["0_faces.png", "1_pyramid.png", "2_stage1_heatmaps.png", "3_stage1_nms.png", "4_stage2.png",
+                       "5_stage3.png", "6_stages.png", "7_counts.png"]
     assert all((tmp_path / "demo" / name).stat().st_size > 1000 for name in written)

@@ -81,8 +81,8 @@ def plot_heatmaps(trace, save=None, max_levels=None, threshold=0.6):
     fig, axes = grid(len(maps), height_ratio=1.05)
     images = [_draw_heatmap(ax, prob, k, scale, threshold)
               for k, (ax, prob, scale) in enumerate(zip(axes, maps, trace.scales))]
-    fig.colorbar(images[0], ax=axes, label="P-Net face probability", shrink=0.8)
-    fig.suptitle(f"P-Net face maps, {plural(len(maps), 'level')}")
+    fig.colorbar(images[0], ax=axes, label=f"{trace.stage_names[0]} face probability", shrink=0.8)
+    fig.suptitle(f"{trace.stage_names[0]} face maps, {plural(len(maps), 'level')}")
     return finish(fig, save)
 
 
@@ -115,7 +115,7 @@ def plot_nms(trace, save=None):
     axes = fig.subplots(1, 3)
     for ax, (name, boxes) in zip(axes, panels):
         _image_panel(ax, image, boxes, title=f"{name}: {len(boxes)} boxes", linewidth=0.8)
-    fig.suptitle("P-Net proposals and non-maximum suppression")
+    fig.suptitle(f"{trace.stage_names[0]} proposals and non-maximum suppression")
     return finish(fig, save)
 
 
@@ -156,7 +156,8 @@ def plot_stage(trace, stage, save=None, threshold=None):
     """
     image = check_image(trace.image)
     entering, _, output = _stage_boxes(trace, stage)
-    name, crop = STAGES[stage]
+    index = list(STAGES).index(stage) + 1  # stage 2 or 3 of the cascade
+    name, crop = trace.stage_names[index], trace.crop_sizes[index]
     boxes = as_boxes(entering.boxes)
     scores = np.asarray(entering.scores, dtype=np.float64)
     kept = passed_mask(trace, stage, threshold)
@@ -191,21 +192,22 @@ def plot_stages(trace, save=None, threshold=0.6):
     height, width = image.shape[:2]
     fig = Figure(figsize=(9.0, 9.0 * height / width + 0.8), layout="constrained")
     (heat, pnet), (rnet, onet) = fig.subplots(2, 2)
+    first, second, third = trace.stage_names
     if trace.prob_maps:
         im = _draw_heatmap(heat, trace.prob_maps[0], 0, trace.scales[0], threshold)
-        heat.set_title("1. P-Net face map\n" + heat.get_title(), fontsize=10)
+        heat.set_title(f"1. {first} face map\n" + heat.get_title(), fontsize=10)
         fig.colorbar(im, ax=heat, shrink=0.8)
     else:
         heat.set_axis_off()
-        heat.set_title("1. P-Net: no pyramid levels", fontsize=10)
+        heat.set_title(f"1. {first}: no pyramid levels", fontsize=10)
     _image_panel(pnet, image, as_boxes(trace.pnet_after_nms.boxes),
-                 title=f"2. P-Net after NMS: {len(trace.pnet_after_nms)} boxes", linewidth=0.8)
+                 title=f"2. {first} after NMS: {len(trace.pnet_after_nms)} boxes", linewidth=0.8)
     _image_panel(rnet, image, as_boxes(trace.rnet_output.boxes), trace.rnet_output.scores,
-                 title=f"3. R-Net output: {len(trace.rnet_output)} boxes", label_scores=False,
+                 title=f"3. {second} output: {len(trace.rnet_output)} boxes", label_scores=False,
                  linewidth=1.0)
     _image_panel(onet, image, as_boxes(trace.onet_output.boxes), trace.onet_output.scores,
-                 trace.landmarks, title=f"4. O-Net output: {plural(len(trace.onet_output), 'face')}")
-    fig.suptitle("MTCNN: proposals, refinement, output")
+                 trace.landmarks, title=f"4. {third} output: {plural(len(trace.onet_output), 'face')}")
+    fig.suptitle(f"{trace.detector}: proposals, refinement, output")
     return finish(fig, save)
 
 
