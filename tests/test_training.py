@@ -97,3 +97,22 @@ def test_to_input_normalizes_and_mirrors():
     assert x.shape == (2, 3, 2, 3) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, :, :, 0], (images[0, :, 2].T - 127.5) / 128)
     np.testing.assert_allclose(x[1, :, :, 0], (images[1, :, 0].T - 127.5) / 128)
+
+
+def test_a_short_run_on_real_face_crops_lowers_the_loss(tmp_path):
+    from paths import require_data
+
+    from pipeline.cascade_samples import SampleCounts, build_samples
+    from pipeline.train_cascade import task_for
+
+    data = require_data("cuhk80", "train.txt").parents[1]
+    counts = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=20,
+                          max_faces=150, max_photos=15)
+    train = build_samples("net12", "train", data, counts, seed=0)
+    val = build_samples("net12", "val", data, counts, seed=0)
+    assert set(np.unique(train.labels["label"])) == {0, 1} and train.images.shape[1:] == (12, 12, 3)
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.02, seed=0)
+    trainer = Trainer(Net12(), task_for("net12"), train, val, config, tmp_path, progress=False)
+    history = trainer.run()
+    assert history["train loss"][-1] < 0.8 * history["train loss"][0]
+    assert history["val accuracy"][-1] > 0.8
