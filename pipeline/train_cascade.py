@@ -35,16 +35,16 @@ COUNTS = {
     "cal12": SampleCounts(patterns_per_face=10),
     "net24": SampleCounts(positives_per_face=3, face_negatives_per_face=2, negatives_per_photo=40),
     "cal24": SampleCounts(patterns_per_face=8),
-    "net48": SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=25),
-    "cal48": SampleCounts(patterns_per_face=4),
+    "net48": SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=20),
+    "cal48": SampleCounts(patterns_per_face=3),
 }
 CONFIGS = {
     "net12": TrainConfig(epochs=12, batch_size=128, lr=0.02, milestones=(8, 11), weight_decay=5e-4),
     "cal12": TrainConfig(epochs=12, batch_size=128, lr=0.02, milestones=(8, 11), weight_decay=5e-4),
-    "net24": TrainConfig(epochs=10, batch_size=128, lr=0.01, milestones=(7, 9), weight_decay=5e-4),
-    "cal24": TrainConfig(epochs=10, batch_size=128, lr=0.01, milestones=(7, 9), weight_decay=5e-4),
-    "net48": TrainConfig(epochs=8, batch_size=128, lr=0.01, milestones=(6, 8), weight_decay=5e-4),
-    "cal48": TrainConfig(epochs=8, batch_size=128, lr=0.01, milestones=(6, 8), weight_decay=5e-4),
+    "net24": TrainConfig(epochs=6, batch_size=128, lr=0.01, milestones=(4, 6), weight_decay=5e-4),
+    "cal24": TrainConfig(epochs=6, batch_size=128, lr=0.01, milestones=(4, 6), weight_decay=5e-4),
+    "net48": TrainConfig(epochs=5, batch_size=128, lr=0.01, milestones=(3, 5), weight_decay=5e-4),
+    "cal48": TrainConfig(epochs=5, batch_size=128, lr=0.01, milestones=(3, 5), weight_decay=5e-4),
 }
 # A run small enough for the test suite and the tutorial (FACECASCADE_QUICK=1, --quick).
 QUICK_COUNTS = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=10,
