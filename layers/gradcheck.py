@@ -5,9 +5,13 @@ differences measure the same thing directly,
 
     dL/dx[i] ~ (L(x + h e_i) - L(x - h e_i)) / (2h),
 
-and the two must agree. Rules that make the check trustworthy (see STYLE.md):
+and the two must agree. Rules that make the check trustworthy (the practice of CS231n's
+gradient_check.py and Chainer's gradient_check.py, whose numeric gradients are always float64):
 
-* always float64 (float32 differences drown in rounding error);
+* always float64: a float32 number keeps about 7 digits, so with h = 1e-6 the difference
+  f(x + h) - f(x - h) loses almost all of them (``np.float32(45) + np.float32(1e-6)`` is
+  ``np.float32(45)``); `check_op` and `check_loss` cast their inputs to float64 copies, and
+  `check_module` refuses a module whose parameters are not float64;
 * h = 1e-6, the perturbed entry is always restored;
 * relative error |a - b| / max(eps, |a| + |b|), eps guarding entries whose gradient is ~0;
 * the *full* check perturbs every entry (tiny shapes); the *direction* check perturbs all
@@ -187,10 +191,20 @@ def check_module(op: str, module, x: np.ndarray, loss_fn: Callable | None = None
                  seed: int = 0, tol: float = TOLERANCE) -> list[GradcheckResult]:
     """Gradient check of a whole module (or net): its input and every parameter.
 
-    The module's parameters must already be float64 (``module.astype(np.float64)``).
+    The module's parameters must be float64, else ValueError: a float32 net would report
+    false failures. Check a float64 copy, e.g. ``copy.deepcopy(net).astype(np.float64)``
+    (``astype`` changes the module it is called on). x is cast to a float64 copy.
     loss_fn(out) -> (loss, dout) closes the net; default: sum(out * random dout), also for
     nets whose forward returns a dict of head outputs (then dout is a dict too).
     """
+    not_float64 = [f"{name} ({param.value.dtype})" for name, param in module.named_parameters()
+                   if param.value.dtype != np.float64]
+    if not_float64:
+        shown = ", ".join(not_float64[:3]) + (", ..." if len(not_float64) > 3 else "")
+        raise ValueError(
+            f"{op}: check_module needs float64 parameters (float32 finite differences give false "
+            f"failures); not float64: {shown}. Check a float64 copy: "
+            "copy.deepcopy(module).astype(np.float64)")
     x = np.array(x, dtype=np.float64)
     if loss_fn is None:
         rng = np.random.default_rng(seed)

@@ -38,7 +38,24 @@ class Parameter:
 
 class Module:
     """Base class: parameters live in ``self.params`` (name -> Parameter), children in
-    ``self.children`` (name -> Module)."""
+    ``self.children`` (name -> Module).
+
+    A module is in one of three modes, set on it and all its children at once:
+
+    ============  ====================  ==============  ===========  =================
+    mode          set by                dropout         caches kept  backward works?
+    ============  ====================  ==============  ===========  =================
+    training      ``train()`` (default)  active         yes          yes
+    eval          ``eval()``             off (identity)  yes          yes
+    inference     ``inference()``        off (identity)  no           no: RuntimeError
+    ============  ====================  ==============  ===========  =================
+
+    Only dropout behaves differently in training and eval mode; gradient checks use eval mode
+    (dropout's random mask would change between the perturbed forward passes). Inference mode
+    is eval mode that forgets each forward pass's cache, so a detector does not hold every
+    intermediate array alive; ``train()`` (or ``inference(False)``) turns caching back on.
+    The flags are ``training`` and ``keep_cache``.
+    """
 
     def __init__(self):
         self.params: dict[str, Parameter] = {}

@@ -8,8 +8,11 @@ of (c, row bin, column bin).
 ``spp_forward`` gathers each level's bins at once; ``spp_forward_naive`` loops over the bins and
 is the test oracle (and the easier one to read first).
 
-Bin boundaries follow SPPNet's appendix (SPEC C.1): bin i of n along an axis of length L covers
-[floor(i*L/n), ceil((i+1)*L/n)). Every bin is non-empty and adjacent bins may share a cell, so in
+Bin boundaries follow SPPNet's appendix (He, Zhang, Ren, Sun, "Spatial Pyramid Pooling in Deep
+Convolutional Networks for Visual Recognition", ECCV 2014 / TPAMI 2015, Appendix A, as in its
+released code): bin i of n along an axis of length L covers [floor(i*L/n), ceil((i+1)*L/n)),
+the left/top edge rounded down and the right/bottom edge rounded up. (The paper's sliding-window
+form, window ceil(L/n) and stride floor(L/n), does not always give n bins: L = 10, n = 6 gives 9.) Every bin is non-empty and adjacent bins may share a cell, so in
 the backward pass a cell can win several bins (or levels): gradients are accumulated.
 """
 

@@ -39,7 +39,8 @@ def tf_to_numpy_layout(arrays: list[np.ndarray], layer_names: list[str], first_f
     first_fc: name of the first fully connected layer (None for P-Net); last_conv_hw: the
     (H, W) of the feature map that layer flattens (3, 3 for R-Net and O-Net).
 
-    The transposed-image convention (SPEC B.2). The original models were trained in MATLAB,
+    The transposed-image convention of the released MTCNN models (Zhang et al., IEEE SPL 2016;
+    MTCNNv1/detect_face.m hands MATLAB arrays to matcaffe). The original models were trained in MATLAB,
     whose (row, column) arrays Caffe read as (width, height): the nets saw every image
     transposed. A kernel K applied to a transposed image equals K transposed applied to the
     upright image, so the mtcnn package (like facenet-pytorch) already swapped each kernel's

@@ -10,6 +10,10 @@ def __getattr__(name):
         from .mtcnn import MTCNNDetector
 
         return MTCNNDetector
+    if name == "extract_faces":  # aligned face crops (pipeline.align), also loaded on first use
+        from .align import extract_faces
+
+        return extract_faces
     if name in ("Face", "Trace"):
         from . import trace
 
@@ -17,4 +21,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
 
 
-__all__ = ["MTCNNDetector", "Face", "Trace", "__version__"]
+__all__ = ["MTCNNDetector", "Face", "Trace", "extract_faces", "__version__"]

@@ -259,8 +259,10 @@ def crop_windows(boxes, width: int, height: int) -> np.ndarray:
     y2 = min(trunc(box y2), height); trunc rounds toward zero.
 
     This clips the box to the image instead of zero-padding the part outside it, as the
-    reference MTCNN (facenet-pytorch) does (SPEC B.3 step 10): the crop of a box hanging over
-    the border is smaller, and possibly not square. The original MATLAB code pads instead.
+    reference MTCNN port (facenet-pytorch, models/utils/detect_face.py) does: the crop of a
+    box hanging over the border is smaller, and possibly not square. The released MATLAB code
+    (Zhang et al., IEEE SPL 2016, detect_face.m and pad.m) zero-pads instead: it copies the
+    part inside the image into a zero-filled buffer of the box's size, then resizes that.
 
     A window is empty when x2 <= x1 or y2 <= y1 (the box lies outside the image, or is
     thinner than a pixel after truncation); find those with `nonempty_windows`. All

@@ -16,18 +16,21 @@ image). Every stage accepts zero boxes.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from layers import softmax
 
+from . import arguments
 from .boxes import batched_nms, nms
 from .calibration import CALIBRATION_THRESHOLD, calibrate
 from .crops import crop_and_resize
 from .images import load_image, to_chw_float
-from .mtcnn import run_in_batches
+from .mtcnn import inference_mode, run_in_batches
 from .parallel import Parallel
 from .proposals import normalize
-from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
+from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area
 from .trace import Boxes, Face, Trace
 
@@ -80,28 +83,30 @@ class CascadeDetector:
                  nets=None, workers: int | None = None, calibration_threshold: float = CALIBRATION_THRESHOLD):
         from nets.cascade_weights import shipped_cascade
 
-        if not min_face_size > 0:
-            raise ValueError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be between 0 and 1, got {factor!r}")
-        self.nets = nets if nets is not None else shipped_cascade()
-        if thresholds is None:
-            thresholds = self.nets.thresholds
-        thresholds = tuple(float(t) for t in thresholds)
-        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three probabilities, got {thresholds!r}")
-        self.min_face_size = min_face_size
-        self.thresholds = thresholds
-        self.factor = factor
-        self.calibration_threshold = calibration_threshold
-        self.parallel = Parallel(workers)
+        self.min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
+        self.factor = arguments.fraction("factor", factor)
+        self.calibration_threshold = arguments.number("calibration_threshold", calibration_threshold)
+        self.parallel = Parallel(arguments.positive_int_or_none("workers", workers))
+        self.shipped = nets is None
+        self.nets = shipped_cascade() if nets is None else nets
+        self.thresholds = arguments.probabilities(
+            "thresholds", self.nets.thresholds if thresholds is None else thresholds)
+
+    def __repr__(self) -> str:
+        nets = "shipped" if self.shipped else "given"
+        return (f"CascadeDetector(min_face_size={self.min_face_size:g}, thresholds="
+                f"({', '.join(f'{t:.4g}' for t in self.thresholds)}), factor={self.factor:g}, "
+                f"workers={self.parallel.workers}, nets={nets})")
 
     # ------------------------------------------------------------------ the three stages
     def scan(self, image_chw: np.ndarray, trace: Trace, stop_after_net: bool = False):
         """Stage 1. image_chw: (3, H, W) float32 0..255. Returns (Boxes, level (K,) int) of the
         calibrated windows left after NMS within each level."""
         _, H, W = image_chw.shape
+        trace.thresholds = self.thresholds
         trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor, window=WINDOW)
+        if not trace.scales:
+            trace.notes.append(no_level_note(H, W, self.min_face_size, window=WINDOW))
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         net12 = self.nets.net12
 
@@ -154,6 +159,7 @@ class CascadeDetector:
         boxes, probs, levels = self._score(self.nets.net24, image_chw, candidates, levels)
         trace.rnet_input = Boxes(boxes, probs)
         passed = probs >= self.thresholds[1]
+        trace.rnet_passed_mask = passed
         boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
         trace.rnet_passed = Boxes(boxes, probs)
         boxes, probs, levels = self._calibrate(self.nets.cal24, image_chw, boxes, probs, levels)
@@ -167,6 +173,7 @@ class CascadeDetector:
         boxes, probs, levels = self._score(self.nets.net48, image_chw, candidates, levels)
         trace.onet_input = Boxes(boxes, probs)
         passed = probs >= self.thresholds[2]
+        trace.onet_passed_mask = passed
         boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
         trace.onet_passed = Boxes(boxes, probs)
         keep = nms(boxes, probs, NMS_GLOBAL)
@@ -187,12 +194,16 @@ class CascadeDetector:
         record = Trace(image=rgb, detector="Cascade-CNN", stage_names=("12-net", "24-net", "48-net"))
         image_chw = to_chw_float(rgb)
         final = Boxes.empty()
-        with self.parallel.session():
+        nets = self.nets
+        present = [n for n in (nets.net12, nets.cal12, nets.net24, nets.cal24, nets.net48, nets.cal48) if n is not None]
+        with self.parallel.session(), inference_mode(*present):
             candidates, levels = self.scan(image_chw, record)
             if len(candidates):
                 candidates, levels = self.refine(image_chw, candidates, levels, record)
             if len(candidates):
                 final = self.output(image_chw, candidates, levels, record)
+        for note in record.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
         order = np.argsort(-final.scores, kind="stable")
         faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]), np.zeros((0, 2)))
                  for i in order]

@@ -2,7 +2,7 @@
 
     facecascade gradcheck            numerical gradient check of every layer and loss
     facecascade detect PATH...       find faces in images or folders of images
-    facecascade demo                 the whole MTCNN pipeline on a sample photo, figure by figure
+    facecascade demo [PATH]          the whole MTCNN pipeline on a photo (default: a sample), figure by figure
     facecascade evaluate             recall, false positives and ROC of a detector on the data kit
     facecascade train cascade        train the six Cascade-CNN nets, stage by stage
 """
@@ -14,15 +14,43 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def _pixels(text: str) -> float:
+    """--min-face: a number of pixels > 0 (argparse shows the message after the option name)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels > 0, e.g. 20; got {text!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number of pixels > 0, e.g. 20; got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    """One value of --thresholds: a probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three probabilities between 0 and 1, e.g. 0.6 0.7 0.7; "
+                                         f"got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected probabilities between 0 and 1; got {text}")
+    return value
+
+
+def _factor(text: str) -> float:
+    """--factor: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, e.g. 0.709; got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (exclusive), e.g. 0.709; got {text}")
     return value
 
 
@@ -41,15 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = commands.add_parser("detect", help="detect faces in images (files or folders)")
     detect.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of images")
-    detect.add_argument("--min-face", type=_positive_float, default=20.0,
+    detect.add_argument("--min-face", type=_pixels, default=20.0, metavar="PX",
                         help="smallest face to find, in pixels (default 20)")
+    detect.add_argument("--thresholds", type=_probability, nargs=3, default=None, metavar=("P1", "P2", "P3"),
+                        help="face probability needed to pass stages 1, 2, 3 (default: the detector's own; "
+                        "0.6 0.7 0.7 for mtcnn)")
+    detect.add_argument("--factor", type=_factor, default=None,
+                        help="pyramid shrink factor between levels, 0 < factor < 1 (default 0.709)")
+    detect.add_argument("--recursive", "-r", action="store_true",
+                        help="also search the subfolders of the folders given")
     detect.add_argument("--out", type=Path, default=Path("facecascade-out"),
                         help="folder for the annotated images (default ./facecascade-out)")
     detect.add_argument("--json", action="store_true", help="also write one JSON file of detections per image")
+    detect.add_argument("--crops", action="store_true",
+                        help="also write each face as a 112 x 112 PNG, turned upright by its five landmarks "
+                        "(square box crops for a detector without landmarks), to OUT/crops/STEM_faceK.png, "
+                        "K counting from 0 in the JSON's order")
     detect.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                         help="mtcnn (released weights, default) or cascade (Cascade-CNN trained here)")
 
-    demo = commands.add_parser("demo", help="run MTCNN on a sample photo and write one figure per stage")
+    demo = commands.add_parser("demo", help="run MTCNN on a photo (yours, or a sample) and write one figure per stage")
+    demo.add_argument("image", nargs="?", type=Path, default=None, metavar="PATH",
+                      help="the photo to use (default: Grace Hopper's portrait, which ships with matplotlib)")
     demo.add_argument("--out", type=Path, default=Path("facecascade-demo"),
                       help="folder for the figures (default ./facecascade-demo)")
     demo.add_argument("--detector", choices=DETECTORS, default="mtcnn",
@@ -135,20 +176,25 @@ def run_detect(args) -> int:
     from tqdm import tqdm
 
     from .annotate import annotate
-    from .images import ImageError, list_images, load_image
+    from .images import ImageError, list_images, load_image, subfolders
 
-    paths = list_images(args.paths)
+    paths = list_images(args.paths, recursive=args.recursive)
+    if not args.recursive:
+        skipped = subfolders(args.paths)
+        if skipped:
+            print(f"note: skipped {_count(len(skipped), 'subfolder')} ({', '.join(str(p) for p in skipped)}); "
+                  "use --recursive to search them", file=sys.stderr)
     if not paths:
         print("error: no images found in " + ", ".join(str(p) for p in args.paths), file=sys.stderr)
         return 1
     try:
-        detector = make_detector(args.detector, min_face_size=args.min_face)
+        detector = make_detector(args.detector, min_face_size=args.min_face, thresholds=args.thresholds,
+                                 factor=args.factor)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
-    n_faces, errors, start = 0, 0, time.perf_counter()
+    n_faces, errors, written, start = 0, 0, 0, time.perf_counter()
     for path in tqdm(paths, desc="detect", unit="image", disable=None, file=sys.stderr):
         try:
             image = load_image(path)
@@ -156,42 +202,73 @@ def run_detect(args) -> int:
             tqdm.write(f"error: {exc}", file=sys.stderr)
             errors += 1
             continue
-        faces = detector.detect(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the notes are printed below, once per image
+            faces, trace = detector.detect(image, trace=True)
         n_faces += len(faces)
         stem = _output_stem(path, used)
+        args.out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         annotate(image, faces).save(args.out / f"{stem}.png")
         if args.json:
             (args.out / f"{stem}.json").write_text(faces_json(faces))
+        if args.crops:
+            from .align import save_crops
+
+            save_crops(image, faces, args.out / "crops", stem)
+        written += 1
         tqdm.write(f"{path}: {_count(len(faces), 'face')}", file=sys.stdout)
+        for note in trace.notes:
+            tqdm.write(f"  note: {note}", file=sys.stdout)
     seconds = time.perf_counter() - start
+    where = f"results in {args.out}/" if written else "nothing written"
     print(f"{len(paths) - errors} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
-          f"{_count(errors, 'error')}, {seconds:.1f} s; results in {args.out}/")
+          f"{_count(errors, 'error')}, {seconds:.1f} s; {where}")
     return 1 if errors else 0
 
 
 def run_demo(args) -> int:
     from .demo import write_demo
+    from .images import ImageError, load_image
 
+    image = None
+    if args.image is not None:
+        try:
+            image = load_image(args.image)
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     try:
         detector = make_detector(args.detector)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for path in write_demo(args.out, detector=detector):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = write_demo(args.out, image=image, detector=detector)
+    for warning in caught:
+        print(f"note: {warning.message}")
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
 
-def make_detector(which: str, weights: str = "released", min_face_size: float = 20.0):
+def make_detector(which: str, weights: str = "released", min_face_size: float = 20.0, thresholds=None,
+                  factor: float | None = None):
     """The detector named on the command line: "mtcnn" or "cascade", finding faces of at least
-    min_face_size pixels. Raises ValueError with a message for the user when it cannot be made."""
+    min_face_size pixels; thresholds (three probabilities) and factor (the pyramid's) default
+    to the detector's own. Raises ValueError with a message for the user when it cannot be made."""
     if weights != "released":
         raise ValueError(f"unknown weights {weights!r}: only the released weights are available "
                          "(--weights released)")
+    settings = {"min_face_size": min_face_size}
+    if thresholds is not None:
+        settings["thresholds"] = tuple(thresholds)
+    if factor is not None:
+        settings["factor"] = factor
     if which == "mtcnn":
         from .mtcnn import MTCNNDetector
 
-        return MTCNNDetector(min_face_size=min_face_size)
+        return MTCNNDetector(**settings)
     try:
         from .cascade import CascadeDetector
     except ImportError as exc:
@@ -199,7 +276,7 @@ def make_detector(which: str, weights: str = "released", min_face_size: float = 
             raise  # the module exists but something it needs is broken: show the real error
         raise ValueError("the Cascade-CNN detector is not available yet") from None
     try:
-        return CascadeDetector(min_face_size=min_face_size)
+        return CascadeDetector(**settings)
     except OSError as exc:
         raise ValueError(f"the Cascade-CNN detector cannot load its weights ({exc})") from exc
 

@@ -1,7 +1,8 @@
 """Loading images: every supported input becomes one (H, W, 3) uint8 RGB array.
 
-The detector works on RGB uint8 values 0..255 (the nets were trained on them, SPEC B.3
-step 4). This module is the single entry point that turns files, Pillow images and NumPy
+The detector works on RGB uint8 values 0..255: the released MTCNN nets were trained on RGB
+images (MATLAB's order) with each value mapped to (x - 127.5) / 128 (Zhang et al., IEEE SPL
+2016, released code; `pipeline.proposals.normalize`). This module is the single entry point that turns files, Pillow images and NumPy
 arrays into that form, and turns every way a file can be unreadable into one `ImageError`
 whose message names the file.
 """
@@ -54,8 +55,9 @@ def load_image(source) -> np.ndarray:
         return _pil_to_rgb(source, name="the given PIL image")
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source)
+    kind = type(source).__name__
     raise ImageError(
-        f"cannot load an image from a {type(source).__name__}; give a path, a PIL image or a NumPy array"
+        f"image must be a path, a PIL image or a NumPy array; got {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     )
 
 
@@ -123,14 +125,14 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     described = f"array of shape {array.shape} and dtype {array.dtype}"
     if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.floating):
         raise ImageError(
-            f"cannot use a {described}: the value range is ambiguous; convert it to uint8 (0..255) first"
+            f"image: cannot use an {described}: the value range is ambiguous; convert it to uint8 (0..255) first"
         )
     if array.dtype == np.uint16:
         array = _scale_sixteen_bit(array)
     elif array.dtype != np.uint8:
-        raise ImageError(f"cannot use a {described}: expected uint8 (or uint16) pixel values")
+        raise ImageError(f"image: cannot use an {described}: expected uint8 (or uint16) pixel values")
     if array.size == 0:
-        raise ImageError(f"cannot use an empty {described}")
+        raise ImageError(f"image: cannot use an empty {described}")
     if array.ndim == 2:
         rgb = _gray_to_rgb(array)
     elif array.ndim == 3 and array.shape[2] == 1:
@@ -138,7 +140,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     elif array.ndim == 3 and array.shape[2] in (3, 4):
         rgb = array[:, :, :3]
     else:
-        raise ImageError(f"cannot use a {described}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+        raise ImageError(f"image: cannot use an {described}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     return np.array(rgb, dtype=np.uint8, order="C")
 
 
@@ -158,32 +160,46 @@ def to_chw_float(image) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
 
 
-def list_images(paths) -> list[Path]:
+def _is_image_file(entry: Path) -> bool:
+    return (entry.is_file()
+            and not entry.name.startswith(".")  # e.g. macOS "._photo.jpg" metadata files
+            and entry.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _as_path_list(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [Path(paths)]
+    if not isinstance(paths, Iterable):
+        raise ValueError(f"paths must be a path or an iterable of paths; got a {type(paths).__name__}")
+    return [Path(p) for p in paths]
+
+
+def list_images(paths, recursive: bool = False) -> list[Path]:
     """Expand folders into the image files they hold.
 
-    paths: one path or an iterable of paths (str or os.PathLike).
+    paths: one path or an iterable of paths (str or os.PathLike); recursive: also search the
+    subfolders of each folder (hidden ones skipped), at any depth.
     Returns a list of Paths, in the given order: a folder is replaced by its image files
-    (not recursive; extensions jpg, jpeg, png, bmp, gif, tif, tiff, webp in any case;
-    hidden files skipped; sorted by name). Any other path is kept as given, whatever its
-    extension and even if it does not exist, so that `load_image` reports what is wrong
-    with it.
+    (extensions jpg, jpeg, png, bmp, gif, tif, tiff, webp in any case; hidden files skipped;
+    sorted by name; with recursive, a folder's own files first, then each subfolder's in name order).
+    Any other path is kept as given, whatever its extension and even if it does not exist, so
+    that `load_image` reports what is wrong with it.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    elif not isinstance(paths, Iterable):
-        raise ValueError(f"paths must be a path or an iterable of paths; got a {type(paths).__name__}")
     found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    entry
-                    for entry in path.iterdir()
-                    if entry.is_file()
-                    and not entry.name.startswith(".")  # e.g. macOS "._photo.jpg" metadata files
-                    and entry.suffix.lower() in IMAGE_EXTENSIONS
-                )
-            )
-        else:
+    for path in _as_path_list(paths):
+        if not path.is_dir():
             found.append(path)
+        elif recursive:
+            for root, dirs, names in os.walk(path):  # top-down: a folder, then its subfolders
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # in order, hidden ones skipped
+                found.extend(sorted(f for f in (Path(root) / name for name in names) if _is_image_file(f)))
+        else:
+            found.extend(sorted(entry for entry in path.iterdir() if _is_image_file(entry)))
     return found
+
+
+def subfolders(paths) -> list[Path]:
+    """The visible subfolders directly inside the folders among ``paths`` (sorted): what
+    `list_images` skips when it does not recurse."""
+    return [entry for path in _as_path_list(paths) if path.is_dir()
+            for entry in sorted(path.iterdir()) if entry.is_dir() and not entry.name.startswith(".")]

@@ -1,4 +1,10 @@
-"""The MTCNN detector: three stages, each a short function over boxes (SPEC B.3).
+"""The MTCNN detector: three stages, each a short function over boxes.
+
+MTCNN: Zhang, Zhang, Li, Qiao, "Joint Face Detection and Alignment using Multi-task Cascaded
+Convolutional Networks", IEEE Signal Processing Letters 23(10), 2016. The steps, thresholds and
+NMS overlaps below are those of the released models' MATLAB demo (detect_face.m), as kept by
+the reference Python port (facenet-pytorch 2.6.0), whose faces we reproduce exactly
+(tests/test_mtcnn_parity.py):
 
     image -> pyramid -> P-Net per level -> candidate boxes -> NMS per level -> NMS across levels
           -> box regression -> square            (stage 1, `propose`)
@@ -7,9 +13,15 @@
 
 Boxes follow `pipeline.boxes` (0-based x1, y1, x2, y2 in pixels of the original image, width
 x2 - x1). Every stage accepts zero boxes and returns zero boxes.
+
+Defaults (the reference's): smallest face 20 px, pyramid factor 0.709, face-probability
+thresholds 0.6 (P-Net, cells with p >= 0.6 kept), 0.7 (R-Net, p > 0.7) and 0.7 (O-Net, p > 0.7).
 """
 
 from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -20,9 +32,11 @@ from .boxes import apply_regression, make_square, nms
 from .crops import crop_and_resize
 from .images import load_image, to_chw_float
 from .parallel import Parallel
-from .proposals import heatmap_to_boxes, normalize, pnet_pyramid_maps
-from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, pyramid_scales, scaled_size
+from . import arguments
+from .proposals import heatmap_to_boxes, normalize
+from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area
+from .strips import pnet_pyramid_maps
 from .trace import Boxes, Face, Trace
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)  # face probability to pass P-Net, R-Net, O-Net
@@ -59,14 +73,38 @@ def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) 
     return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
 
 
+@contextmanager
+def inference_mode(*nets):
+    """Run the nets in inference mode inside the ``with`` block, then put every module back
+    in the mode it had (training or eval, caches kept or not).
+
+    Inference mode (`layers.modules.Module.inference`) switches dropout off and keeps no
+    caches, so a detection holds less memory; but a net left in it cannot run ``backward``.
+    Restoring the modes means a net you are training can be handed to a detector and trained
+    on afterwards. (Its cache is the one of the detector's last forward pass, not yours:
+    run your own forward again before a backward.)
+    """
+    modules = [m for net in nets for m in (net, *net._descendants())]
+    saved = [(m.training, m.keep_cache) for m in modules]
+    for net in nets:
+        net.inference()
+    try:
+        yield
+    finally:
+        for module, (training, keep_cache) in zip(modules, saved):
+            module.training, module.keep_cache = training, keep_cache
+
+
 class MTCNNDetector:
     """Face detector with the released MTCNN weights.
 
-    min_face_size: smallest face to find, in pixels; thresholds: face probability needed to
-    pass P-Net, R-Net and O-Net; factor: pyramid shrink factor between levels; nets: (pnet,
-    rnet, onet) to use instead of the released models; workers: threads for the pyramid
-    levels and crop batches (default: the CPUs available; see `pipeline.parallel`). One
-    detector runs one ``detect`` at a time: give each thread of yours its own detector.
+    min_face_size: smallest face to find, in pixels (> 0); thresholds: face probability
+    needed to pass P-Net, R-Net and O-Net (three numbers in [0, 1]); factor: pyramid shrink
+    factor between levels (0 < factor < 1); nets: (pnet, rnet, onet) to use instead of the
+    released models (they are used, not copied, and each ``detect`` leaves their modes as it
+    found them: each stage runs its net inside `inference_mode`); workers: threads for the pyramid levels and crop
+    batches (default: the CPUs available; see `pipeline.parallel`). One detector runs one
+    ``detect`` at a time: give each thread of yours its own detector.
 
         det = MTCNNDetector()
         faces = det.detect("photo.jpg")            # list of Face, best first
@@ -75,29 +113,35 @@ class MTCNNDetector:
 
     def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=DEFAULT_THRESHOLDS,
                  factor: float = DEFAULT_FACTOR, nets=None, workers: int | None = None):
-        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three probabilities, got {thresholds!r}")
-        if not min_face_size > 0:
-            raise ValueError(f"min_face_size must be > 0 pixels, got {min_face_size!r}")
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be between 0 and 1, got {factor!r}")
-        self.min_face_size = min_face_size
-        self.thresholds = tuple(float(t) for t in thresholds)
-        self.factor = factor
-        self.parallel = Parallel(workers)
-        self.pnet, self.rnet, self.onet = nets if nets is not None else pretrained_mtcnn()
-        for net in (self.pnet, self.rnet, self.onet):
-            net.inference()  # no backward here: keep no caches, hold less memory
+        self.min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
+        self.thresholds = arguments.probabilities("thresholds", thresholds)
+        self.factor = arguments.fraction("factor", factor)
+        self.parallel = Parallel(arguments.positive_int_or_none("workers", workers))
+        self.released = nets is None
+        if nets is None:
+            nets = pretrained_mtcnn()
+        elif isinstance(nets, (str, bytes)) or not hasattr(nets, "__len__") or len(nets) != 3:
+            raise ValueError(f"nets must be three nets (pnet, rnet, onet); got {nets!r}")
+        self.pnet, self.rnet, self.onet = nets
+
+    def __repr__(self) -> str:
+        nets = "released" if self.released else "given"
+        return (f"MTCNNDetector(min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, "
+                f"factor={self.factor:g}, workers={self.parallel.workers}, nets={nets})")
 
     # ------------------------------------------------------------------ the three stages
     def propose(self, image_chw: np.ndarray, trace: Trace) -> Boxes:
         """Stage 1. image_chw: (3, H, W) float32 0..255. Returns square candidate boxes."""
         _, H, W = image_chw.shape
+        trace.thresholds = self.thresholds
         trace.scales = pyramid_scales(H, W, self.min_face_size, self.factor)
+        if not trace.scales:
+            trace.notes.append(no_level_note(H, W, self.min_face_size))
         boxes, scores, offsets = [], [], []
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         levels = self.parallel.map(lambda size: normalize(resize_area(image_chw, *size)), sizes)
-        maps = pnet_pyramid_maps(self.pnet, levels, map_fn=self.parallel.map)
+        with inference_mode(self.pnet):
+            maps = pnet_pyramid_maps(self.pnet, levels, map_fn=self.parallel.map)
         for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
             keep = union_nms(b, s, NMS_WITHIN_LEVEL)
@@ -105,7 +149,9 @@ class MTCNNDetector:
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
             trace.level_after_nms.append(Boxes(b[keep], s[keep]))
-            boxes.append(b[keep]), scores.append(s[keep]), offsets.append(o[keep])
+            boxes.append(b[keep])
+            scores.append(s[keep])
+            offsets.append(o[keep])
         if not boxes:
             return Boxes.empty()
         boxes, scores, offsets = (np.concatenate(a) for a in (boxes, scores, offsets))
@@ -123,7 +169,8 @@ class MTCNNDetector:
     def _score_crops(self, net, image_chw, candidates: Boxes, size: int):
         """Crop, normalize and run a net; returns (boxes, probs, outputs) for the crops made."""
         patches, kept = crop_and_resize(image_chw, candidates.boxes, size)
-        out = run_in_batches(net, normalize(patches), self.parallel)
+        with inference_mode(net):
+            out = run_in_batches(net, normalize(patches), self.parallel)
         if not out:
             return candidates.boxes[:0], np.zeros(0, np.float32), {}
         return candidates.boxes[kept], softmax(out["face"])[:, 1], out
@@ -133,6 +180,7 @@ class MTCNNDetector:
         boxes, probs, out = self._score_crops(self.rnet, image_chw, candidates, RNET_SIZE)
         trace.rnet_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[1]
+        trace.rnet_passed_mask = passed
         boxes, probs = boxes[passed], probs[passed]
         offsets = out["box"][passed] if out else np.zeros((0, 4), np.float32)
         trace.rnet_passed = Boxes(boxes, probs)
@@ -148,6 +196,7 @@ class MTCNNDetector:
         boxes, probs, out = self._score_crops(self.onet, image_chw, candidates, ONET_SIZE)
         trace.onet_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[2]
+        trace.onet_passed_mask = passed
         boxes, probs = boxes[passed], probs[passed]
         trace.onet_passed = Boxes(boxes, probs)
         if not len(boxes):
@@ -166,7 +215,11 @@ class MTCNNDetector:
 
         image: RGB uint8 array (H, W, 3) (grayscale and RGBA arrays are converted), a PIL
         image, or a path (EXIF orientation applied). Returns a list of Face, best score first;
-        with trace=True, (faces, Trace). An image smaller than 12 px gives no faces.
+        with trace=True, (faces, Trace).
+
+        An image whose shorter side is under ``min_face_size`` has no pyramid level (no face
+        of the size asked for fits): it gives no faces, with a `UserWarning` saying so, and
+        the same sentence in ``trace.notes``.
         """
         rgb = load_image(image)
         record = Trace(image=rgb)
@@ -179,6 +232,8 @@ class MTCNNDetector:
                 final, landmarks = self.output(image_chw, candidates, record)
             else:
                 final, landmarks = Boxes.empty(), np.zeros((0, 5, 2), np.float32)
+        for note in record.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
         order = np.argsort(-final.scores, kind="stable")
         faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]),
                       landmarks[i].astype(np.float64)) for i in order]

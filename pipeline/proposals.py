@@ -1,8 +1,23 @@
-"""Stage 1 of MTCNN: run P-Net over one pyramid level and turn its face map into boxes.
+"""Stage 1 of MTCNN: P-Net's face map of one pyramid level, turned into candidate boxes.
 
-P-Net is fully convolutional. Its output cell (r, c) sees the 12 x 12 window of the level
-whose top-left pixel is (2c, 2r): receptive field 12, stride 2 (SPEC C.3; tutorial 3 derives
-it layer by layer). Dividing by the level's scale maps the window back to the original image.
+P-Net is fully convolutional, so on a level of any size it returns a *map*: a face
+probability and four box offsets per output cell. Cell (r, c) is P-Net's answer for one
+12 x 12 window of the level, the one whose top-left pixel is (x, y) = (2c, 2r). Why 12 and 2:
+the receptive field r and the jump j (distance between neighbouring cells' windows) grow
+layer by layer as
+
+    r_l = r_{l-1} + (k - 1) * j_{l-1}        j_l = j_{l-1} * s
+
+for a layer with kernel k and stride s, starting from r = j = 1 at the image. P-Net's layers
+(conv 3x3, pool 2x2/2, conv 3x3, conv 3x3) give r = 3, 4, 8, 12 and j = 1, 2, 2, 2:
+receptive field 12, stride 2. Tutorial 3 works through the table and checks it with backprop.
+(The recurrences are the standard receptive-field arithmetic; the SPPNet paper uses the same
+centre relation: He, Zhang, Ren, Sun, "Spatial Pyramid Pooling in Deep Convolutional Networks
+for Visual Recognition", ECCV 2014 / TPAMI 2015, Appendix A.)
+
+Dividing a window by the level's scale maps it back to the original image
+(`heatmap_to_boxes`). The detector runs P-Net on horizontal strips of each level, which is
+only a speed device and gives the same maps; it lives in `pipeline.strips`.
 """
 
 from __future__ import annotations
@@ -10,17 +25,11 @@ from __future__ import annotations
 import numpy as np
 
 from layers import softmax
+from layers.shapes import conv_output_size
 
 # P-Net's geometry: each output cell is a CELL_SIZE window, cells are STRIDE pixels apart.
 STRIDE = 2
 CELL_SIZE = 12
-# P-Net runs on horizontal strips of a level, about TILE_PIXELS level pixels each. Small
-# strips keep each layer's output in the CPU cache (P-Net is limited by memory traffic, not
-# arithmetic: 64k pixels ran 30% faster than whole levels here) and bound the memory of a
-# 6000 x 4000 photo. A strip has at least MIN_TILE_ROWS output rows, so the 10 rows of
-# context that neighbouring strips share stay a small overhead on wide images.
-TILE_PIXELS = 64_000
-MIN_TILE_ROWS = 16
 
 
 def normalize(pixels: np.ndarray) -> np.ndarray:
@@ -28,53 +37,28 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
     return (pixels - np.float32(127.5)) * np.float32(1.0 / 128.0)
 
 
-def strip_rows(h: int, w: int, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
-    """Split the P-Net output rows of an h x w level into strips: list of (r0, r1), r1 exclusive.
+def pnet_output_size(size: int) -> int:
+    """Number of P-Net output cells along an axis of ``size`` level pixels (size >= 12).
 
-    Each strip reads about ``tile_pixels`` level pixels and has at least ``min_rows`` rows.
+    conv 3x3 -> max pool 2x2/2 in Caffe's ceil mode -> conv 3x3 -> conv 3x3; with the
+    formulas of `layers.shapes.conv_output_size` that is ceil((size - 2) / 2) - 4.
     """
-    out_h = -(-(h - 2) // 2) - 4
-    rows_per_strip = max(min_rows, (tile_pixels // max(w, 1) - CELL_SIZE) // STRIDE + 1)
-    return [(r0, min(out_h, r0 + rows_per_strip)) for r0 in range(0, out_h, rows_per_strip)]
+    size = conv_output_size(size, 3)                      # conv1
+    size = conv_output_size(size, 2, stride=2, ceil=True)  # pool1
+    size = conv_output_size(size, 3)                      # conv2
+    return conv_output_size(size, 3)                      # conv3 (the 1x1 heads keep the size)
 
 
-def pnet_strip(pnet, level: np.ndarray, r0: int, r1: int):
-    """P-Net output rows [r0, r1) of a level (3, h, w): face probability (r1 - r0, OW) and box
-    offsets (4, r1 - r0, OW).
+def pnet_maps(pnet, level: np.ndarray):
+    """Run P-Net once over one normalized pyramid level.
 
-    They need level rows [2*r0, 2*(r1-1) + 12): every layer is local and the 2x2 pooling stays
-    aligned because strips start on even rows, so stitched strips equal one pass over the
-    whole level. The last strip runs to the level's bottom edge, where Caffe's ceil-mode
-    pooling sees a partial window, exactly as the whole level would.
+    level: (3, h, w) float32, h, w >= 12, already normalized (`normalize`).
+    Returns prob (OH, OW), the face probability of each cell (softmax of the two "face"
+    logits, index 1 = face), and offsets (4, OH, OW), the box regression (dx1, dy1, dx2, dy2)
+    of each cell; OH = pnet_output_size(h), OW = pnet_output_size(w).
     """
-    out_h = -(-(level.shape[1] - 2) // 2) - 4
-    bottom = level.shape[1] if r1 == out_h else STRIDE * (r1 - 1) + CELL_SIZE
-    out = pnet.forward(level[None, :, STRIDE * r0 : bottom])
+    out = pnet.forward(level[None])
     return softmax(out["face"])[0, 1], out["box"][0]
-
-
-def pnet_pyramid_maps(pnet, levels, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS, map_fn=None):
-    """Run P-Net on every normalized pyramid level, strip by strip.
-
-    levels: list of (3, h, w) float32 arrays, h, w >= 12; map_fn: a ``map`` to run the strips
-    with (e.g. `Parallel.map`, to use every core; default: the built-in one, in order).
-    Returns one (prob (OH, OW), offsets (4, OH, OW)) per level, OH = ceil((h - 2) / 2) - 4.
-    """
-    jobs = [(i, r0, r1) for i, level in enumerate(levels)
-            for r0, r1 in strip_rows(*level.shape[1:], tile_pixels, min_rows)]
-    map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
-    parts = map_fn(lambda job: pnet_strip(pnet, levels[job[0]], job[1], job[2]), jobs)
-    maps = []
-    for i in range(len(levels)):
-        mine = [part for (level, _, _), part in zip(jobs, parts) if level == i]
-        maps.append((np.concatenate([p for p, _ in mine], axis=0), np.concatenate([o for _, o in mine], axis=1)))
-    return maps
-
-
-def pnet_maps(pnet, level: np.ndarray, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
-    """Run P-Net on one normalized pyramid level (3, h, w), h, w >= 12: face probability
-    (OH, OW) and box offsets (4, OH, OW), computed in strips (see `pnet_strip`)."""
-    return pnet_pyramid_maps(pnet, [level], tile_pixels, min_rows)[0]
 
 
 def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float):

@@ -3,15 +3,24 @@
 P-Net sees a fixed 12 x 12 window. To find faces of at least ``min_face_size`` pixels, the
 first level shrinks the image by 12 / min_face_size, so that such a face becomes 12 pixels;
 each further level shrinks by ``factor`` again, until the shorter side drops below 12.
-This follows the reference MTCNN (facenet-pytorch), SPEC B.3 steps 1-3.
+
+This follows the released MTCNN (Zhang, Zhang, Li, Qiao, "Joint Face Detection and Alignment
+using Multi-task Cascaded Convolutional Networks", IEEE SPL 2016) as its reference Python port
+(facenet-pytorch) runs it: smallest face 20 px, factor 0.709, scales m * factor**k with
+m = 12 / min_face_size, kept while the scaled shorter side is at least 12 px (a 640 x 480 px
+photo gets 10 levels), each level int(size * scale + 1) px and resized by area averaging.
+Sizes in this project are written W x H (width first) in prose and figures; functions take
+and return (height, width), the order of NumPy's array shapes.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from pipeline import arguments
 from pipeline.resize import resize_area
 
 PNET_WINDOW = 12  # P-Net's input size and receptive field, in pixels
@@ -37,12 +46,10 @@ def pyramid_scales(
     10 scales.
     """
     for name, value in (("height", height), ("width", width), ("window", window)):
-        if int(value) != value or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    if not min_face_size > 0:
-        raise ValueError(f"min_face_size must be > 0 pixels; got {min_face_size!r}")
-    if not 0 < factor < 1:
-        raise ValueError(f"factor must be between 0 and 1 (exclusive); got {factor!r}")
+    min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
+    factor = arguments.fraction("factor", factor)
     # The same float operations, in the same order, as the reference: the number of levels
     # depends on the rounding when min side * scale lands near the window size.
     scale = float(window) / float(min_face_size)
@@ -53,6 +60,14 @@ def pyramid_scales(
         scale *= factor
         min_side *= factor
     return scales
+
+
+def no_level_note(height: int, width: int, min_face_size: float, window: int = PNET_WINDOW) -> str:
+    """The sentence a detector records when `pyramid_scales` gives no level."""
+    shorter = min(height, width)
+    return (f"no pyramid level fits: the image is {width} x {height} px (W x H), its shorter side "
+            f"{shorter} px is under min_face_size = {min_face_size:g} px, so no face that large fits "
+            f"and there is nothing to scan; use a min_face_size of at most {shorter} px")
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:

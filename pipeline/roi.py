@@ -1,9 +1,23 @@
-"""Regions of interest: which feature-map cells belong to a box of the image (SPPNet, SPEC C.2).
+"""Regions of interest: which feature-map cells belong to a box of the image.
 
-A net whose layers have total stride S puts the receptive-field centre of feature cell i at
-image coordinate ``offset + S * i``. A box keeps the cells whose centres lie strictly inside
-it: left = floor((x1 - offset) / S) + 1 and right = ceil((x2 - offset) / S) - 1 (likewise top
-and bottom). Computing the conv features once per image and pooling each box's cells (with
+The rule is SPPNet's (He, Zhang, Ren, Sun, "Spatial Pyramid Pooling in Deep Convolutional
+Networks for Visual Recognition", ECCV 2014 / TPAMI 2015, Appendix A, "Mapping a window to
+feature maps"). The paper pads every conv or pool layer of filter size p by floor(p/2); then
+feature cell x' (0-based) has its receptive field centred at image coordinate S * x', where S
+is the product of all strides before that layer (S = 16 for its ZF-5 net). An image window
+[x_left, x_right] maps to the cells whose centres lie strictly inside it:
+
+    left/top:      x' = floor(x_left / S) + 1
+    right/bottom:  x' = ceil(x_right / S) - 1
+
+(likewise y). With other padding, the appendix says to add an offset: here cell i is centred
+at ``offset + S * i`` and both formulas use x - offset. P-Net's layers are unpadded, so its
+cell 0 sees pixels [0, 12) and is centred at offset 6 (tutorial 5 derives it). Two guards of
+our own: a window smaller than S can map to right < left (no centre inside), and then gets
+the one cell nearest its centre; and results are clamped to the map, since boxes may hang
+over the image border. (Fast R-CNN's RoI pooling instead rounds x / S; this module does not.)
+
+Computing the conv features once per image and pooling each box's cells (with
 `layers.spp_forward`) replaces one forward pass per box.
 """
 

@@ -10,8 +10,13 @@
         validation pass; training curves; checkpoint
 
 What differs between nets lives in a *task* (`ClassifierTask` here; MTCNN's multi-task loss
-elsewhere): how to compute the loss and its gradient from the net's outputs, how mirroring a
-sample changes its labels, and what to measure on the validation samples.
+in `pipeline.multitask`): how to compute the loss and its gradient from the net's outputs, how
+mirroring a sample changes its labels, and what to measure on the validation samples. A task's
+``loss(outputs, labels)`` returns ``(loss, douts, stats)``; stats holds the batch's summed
+``loss`` and its number of ``correct`` predictions, optionally ``classified`` (how many samples
+have a class to predict, when not all of them do; the accuracy is correct / classified) and any
+further batch sums (e.g. one per loss term), which are averaged per sample like the loss and
+recorded in the history under their own names.
 
 Reproducible and resumable: all randomness of epoch e (shuffling, mirroring, dropout masks)
 comes from generators seeded with (seed, e), so the checkpoint written after each epoch
@@ -83,6 +88,26 @@ class SampleSet:
             raise ValueError("sample sets to join must have the same label names")
         return SampleSet(np.concatenate([s.images for s in sets]),
                          {k: np.concatenate([s.labels[k] for s in sets]) for k in names})
+
+
+def load_or_build(path, build, what: str = "samples", describe=None, log=print) -> SampleSet:
+    """A sample set read from ``path`` (.npz, `SampleSet.save`) if it exists; otherwise
+    ``build()`` (a function of no arguments returning a SampleSet), saved there first.
+
+    Generate once, then every epoch and every resumed run trains on exactly the same samples
+    without decoding a photo again. what: a name for the log lines ("pnet: train samples");
+    describe: optional SampleSet -> str summary for the log.
+    """
+    path = Path(path)
+    if path.is_file():
+        samples = SampleSet.load(path)
+        log(f"{what}: {len(samples):,} samples from {path}")
+        return samples
+    samples = build()
+    samples.save(path)
+    summary = f" ({describe(samples)})" if describe is not None else ""
+    log(f"{what}: made {len(samples):,} samples{summary} -> {path}")
+    return samples
 
 
 def to_input(images: np.ndarray, flip=None) -> np.ndarray:
@@ -281,7 +306,8 @@ class Trainer:
 
     # --- one epoch
     def train_epoch(self) -> dict:
-        """One pass over the shuffled training samples. Returns {"loss", "accuracy"} averages."""
+        """One pass over the shuffled training samples. Returns {"loss", "accuracy"} averages
+        (and the per-sample average of every further stat the task reports)."""
         cfg = self.config
         epoch = self.epoch + 1
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -290,7 +316,8 @@ class Trainer:
         order = rng.permutation(len(self.train_set))
         flips = rng.random(len(order)) < 0.5 if self.task.mirrors else np.zeros(len(order), bool)
         self.net.train()
-        total = {"loss": 0.0, "correct": 0, "seen": 0}
+        total = {"loss": 0.0, "correct": 0, "seen": 0, "classified": 0}
+        extra = {}  # further per-batch sums a task reports (e.g. each term of a multi-task loss)
         bar = _progress(range(0, len(order), cfg.batch_size), f"{self.name} epoch {epoch}/{cfg.epochs}",
                         self.progress)
         for start in bar:
@@ -308,10 +335,17 @@ class Trainer:
             total["loss"] += stats["loss"]
             total["correct"] += stats.get("correct", 0)
             total["seen"] += len(index)
+            total["classified"] += stats.get("classified", len(index))
+            for key, value in stats.items():
+                if key not in total:
+                    extra[key] = extra.get(key, 0.0) + value
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{total['loss'] / total['seen']:.4f}",
-                                acc=f"{total['correct'] / total['seen']:.3f}", refresh=False)
-        return {"loss": total["loss"] / total["seen"], "accuracy": total["correct"] / total["seen"]}
+                                acc=f"{total['correct'] / max(total['classified'], 1):.3f}", refresh=False)
+        metrics = {"loss": total["loss"] / total["seen"],
+                   "accuracy": total["correct"] / max(total["classified"], 1)}
+        metrics.update({key: value / total["seen"] for key, value in extra.items()})
+        return metrics
 
     def run(self, resume: bool = False) -> dict:
         """Train up to ``config.epochs`` (continuing from the checkpoint if ``resume``), then

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# The face data kit lives beside the checkout (../shared/data) for developers and CI;
+# The face data kit lives in a "shared/data" folder beside the checkout for developers and CI;
 # FACECASCADE_DATA points elsewhere.
 DATA = Path(os.environ.get("FACECASCADE_DATA", REPO.parent / "shared" / "data"))
 

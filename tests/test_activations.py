@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layers import prelu_backward, prelu_forward, relu_backward, relu_forward
+from layers import batch_chunks, prelu_backward, prelu_forward, relu_backward, relu_forward
+from layers.activations import prelu_backward_naive, prelu_forward_naive
 from layers.gradcheck import assert_gradients_ok, check_op
 from strategies import distinct_arrays, distinct_values, random_values
-from tolerances import EXACT, FLOAT32_FORWARD, assert_close
+from tolerances import EXACT, FAST_VS_NAIVE_F64, FLOAT32_FORWARD, assert_close
 
 SHAPES = [(3, 4), (2, 3, 4, 5)]  # after a fully connected layer, after a conv
 
@@ -80,6 +81,36 @@ def test_prelu_with_alpha_zero_is_relu(x):
     assert_close(out, relu_out, EXACT)
     dout = x[::-1].copy()
     assert_close(prelu_backward(dout, cache)[0], relu_backward(dout, relu_cache), EXACT)
+
+
+# ------------------------------------------------------------------------ fast == naive
+
+
+@st.composite
+def sliced_prelu_case(draw):
+    shape = draw(st.sampled_from([(5, 3), (1, 4), (4, 3, 2, 5), (3, 2, 5, 1)]))
+    x = draw(distinct_arrays(shape, scale=10.0))
+    alpha = draw(st.lists(st.sampled_from([0.25, -0.5, 1.5, 0.0, 1.0]), min_size=shape[1], max_size=shape[1]))
+    return x, np.array(alpha), draw(st.integers(0, 2**32 - 1))
+
+
+@given(sliced_prelu_case(), st.booleans())
+def test_fast_equals_naive_whole_batch_and_one_sample_per_slice(case, sliced):
+    # fast: cache-sized slices of the batch on threads (layers.batch_chunks); forcing one sample
+    # per slice on two threads must give the whole-array formula's result
+    x, alpha, seed = case
+    dout = random_values(x.shape, np.random.default_rng(seed))
+    settings = dict(chunk_bytes=1, threads=2, min_parallel_bytes=0) if sliced else {}
+    with batch_chunks.slicing(**settings):
+        out, cache = prelu_forward(x, alpha)
+        dx, dalpha = prelu_backward(dout, cache)
+        relu_dx = relu_backward(dout, x)
+    out_naive, cache_naive = prelu_forward_naive(x, alpha)
+    dx_naive, dalpha_naive = prelu_backward_naive(dout, cache_naive)
+    assert_close(out, out_naive, FAST_VS_NAIVE_F64, "out")
+    assert_close(dx, dx_naive, FAST_VS_NAIVE_F64, "dx")
+    assert_close(dalpha, dalpha_naive, FAST_VS_NAIVE_F64, "dalpha")
+    assert_close(relu_dx, np.where(x > 0, dout, 0), EXACT, "relu dx")
 
 
 # ------------------------------------------------------------------------ dtype and memory layout

@@ -62,11 +62,19 @@ def test_nothing_passes_a_threshold_of_one(rng):
 
 def test_an_image_smaller_than_the_window_gives_no_faces():
     tiny = np.zeros((8, 30, 3), np.uint8)
-    assert CascadeDetector(nets=random_nets(), workers=1).detect(tiny) == []
+    with pytest.warns(UserWarning, match="no pyramid level fits"):
+        assert CascadeDetector(nets=random_nets(), workers=1).detect(tiny) == []
 
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="min_face_size"):
         CascadeDetector(min_face_size=0, nets=random_nets())
+    with pytest.raises(ValueError, match="min_face_size must be a number"):
+        CascadeDetector(min_face_size="20", nets=random_nets())
     with pytest.raises(ValueError, match="thresholds"):
         CascadeDetector(thresholds=(0.5, 0.5), nets=random_nets())
+
+
+def test_repr_is_a_short_summary():
+    text = repr(CascadeDetector(nets=random_nets((0.1, 0.2, 0.3)), workers=1))
+    assert text.startswith("CascadeDetector(min_face_size=20") and "0.2" in text and len(text) < 200

@@ -72,12 +72,79 @@ def test_detect_goes_on_after_bad_files(tmp_path, astronaut, capsys):
 def test_detect_missing_file_fails_clearly(tmp_path, capsys):
     code = main(["detect", str(tmp_path / "nowhere.jpg"), "--out", str(tmp_path / "out")])
     assert code == 1
-    assert "nowhere.jpg" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "nowhere.jpg" in captured.err
+    assert not (tmp_path / "out").exists()  # no empty output folder
+    assert "nothing written" in captured.out and "results in" not in captured.out
 
 
-def test_detect_refuses_bad_min_face(tmp_path):
+@pytest.mark.parametrize("option, value, expected", [
+    ("--min-face", "0", "argument --min-face: expected a number of pixels > 0, e.g. 20; got 0"),
+    ("--min-face", "abc", "argument --min-face: expected a number of pixels > 0, e.g. 20; got 'abc'"),
+    ("--factor", "1.5", "argument --factor: expected a number between 0 and 1 (exclusive)"),
+    ("--thresholds", "0.6 x 0.7", "argument --thresholds: expected three probabilities between 0 and 1"),
+    ("--thresholds", "0.6 1.7 0.7", "argument --thresholds: expected probabilities between 0 and 1; got 1.7"),
+])
+def test_detect_refuses_bad_options_by_name(tmp_path, capsys, option, value, expected):
     with pytest.raises(SystemExit):
-        main(["detect", str(tmp_path), "--min-face", "0"])
+        main(["detect", str(tmp_path), option, *value.split()])
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "_positive_float" not in err and "invalid" not in err  # no internal function names
+
+
+def test_detect_takes_thresholds_and_factor(tmp_path, astronaut, capsys):
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    out_dir = tmp_path / "out"
+    code = main(["detect", str(tmp_path / "astronaut.png"), "--out", str(out_dir), "--json",
+                 "--thresholds", "0.6", "0.7", "0.999999", "--factor", "0.6", "--min-face", "40"])
+    assert code == 0
+    assert "0 faces" in capsys.readouterr().out  # O-Net's threshold is out of reach
+    assert json.loads((out_dir / "astronaut.json").read_text()) == []
+    from pipeline.cli import make_detector
+
+    det = make_detector("mtcnn", min_face_size=40, thresholds=[0.5, 0.6, 0.7], factor=0.6)
+    assert (det.min_face_size, det.thresholds, det.factor) == (40, (0.5, 0.6, 0.7), 0.6)
+
+
+def test_detect_reports_skipped_subfolders_and_searches_them_with_recursive(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    (photos / "b" / "deeper").mkdir(parents=True)
+    (photos / "a").mkdir()
+    (photos / ".hidden").mkdir()
+    blank = Image.fromarray(np.full((30, 30), 200, np.uint8))
+    blank.save(photos / "top.png")
+    blank.save(photos / "a" / "one.png")
+    blank.save(photos / "b" / "deeper" / "two.png")
+    blank.save(photos / ".hidden" / "no.png")
+    assert main(["detect", str(photos), "--out", str(tmp_path / "flat")]) == 0
+    captured = capsys.readouterr()
+    assert "note: skipped 2 subfolders" in captured.err and "--recursive" in captured.err
+    assert "1 of 1 image processed" in captured.out
+    assert main(["detect", str(photos), "--recursive", "--out", str(tmp_path / "deep")]) == 0
+    captured = capsys.readouterr()
+    assert "skipped" not in captured.err
+    assert "3 of 3 images processed" in captured.out
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["one.png", "top.png", "two.png"]
+
+
+def test_detect_says_when_no_pyramid_level_fits(tmp_path, capsys):
+    Image.fromarray(np.full((30, 40), 200, np.uint8)).save(tmp_path / "small.png")
+    assert main(["detect", str(tmp_path / "small.png"), "--out", str(tmp_path / "out"), "--min-face", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "small.png: 0 faces" in out
+    assert "note: no pyramid level fits: the image is 40 x 30 px" in out
+
+
+def test_demo_on_the_users_photo(tmp_path, astronaut, capsys):
+    Image.fromarray(astronaut).save(tmp_path / "mine.png")
+    assert main(["demo", str(tmp_path / "mine.png"), "--out", str(tmp_path / "demo")]) == 0
+    faces = Image.open(tmp_path / "demo" / "0_faces.png")
+    assert faces.size == (512, 512)  # the user's photo, not the sample
+    assert "wrote" in capsys.readouterr().out
+    assert main(["demo", str(tmp_path / "missing.png"), "--out", str(tmp_path / "demo2")]) == 1
+    assert "missing.png: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "demo2").exists()
 
 
 def test_demo_writes_every_stage_figure(tmp_path, capsys):

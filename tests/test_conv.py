@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from layers import conv as conv_module
 from layers import (col2im, conv_backward, conv_backward_naive, conv_forward, conv_forward_naive, conv_output_size,
                     im2col)
 from layers.gradcheck import assert_gradients_ok, check_op
@@ -95,6 +96,28 @@ def test_fast_equals_naive_forward_and_backward(geometry, seed):
     grads_fast, grads_naive = conv_backward(dout, cache_fast), conv_backward_naive(dout, cache_naive)
     for name, fast, naive in zip(("dx", "dw", "db"), grads_fast, grads_naive):
         assert fast.shape == naive.shape
+        assert_close(fast, naive, FAST_VS_NAIVE_F64, name)
+
+
+@given(conv_geometry(), st.integers(2, 4), seeds())
+def test_fast_equals_naive_one_sample_per_slice(geometry, N, seed):
+    # conv_forward / conv_backward run a slice of the batch at a time (dw adds up over slices):
+    # one sample per slice must give the loops' result
+    _, C, H, W, F, KH, KW, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    x, w, b = conv_inputs(rng, (N, C, H, W), (F, C, KH, KW))
+    saved = conv_module.CONV_CHUNK_BYTES
+    conv_module.CONV_CHUNK_BYTES = 1
+    try:
+        out_fast, cache_fast = conv_forward(x, w, b, stride=stride, pad=pad)
+        dout = random_values(out_fast.shape, rng)
+        grads_fast = conv_backward(dout, cache_fast)
+    finally:
+        conv_module.CONV_CHUNK_BYTES = saved
+    out_naive, cache_naive = conv_forward_naive(x, w, b, stride=stride, pad=pad)
+    assert out_fast.flags.c_contiguous
+    assert_close(out_fast, out_naive, FAST_VS_NAIVE_F64, "out")
+    for name, fast, naive in zip(("dx", "dw", "db"), grads_fast, conv_backward_naive(dout, cache_naive)):
         assert_close(fast, naive, FAST_VS_NAIVE_F64, name)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,7 +11,8 @@ from PIL import Image
 from nets import ONet, PNet, RNet, WeightsError, load_weights, pretrained_mtcnn, save_weights
 from pipeline import MTCNNDetector
 from pipeline.images import ImageError
-from pipeline.proposals import heatmap_to_boxes, pnet_maps
+from pipeline.proposals import heatmap_to_boxes, pnet_maps, pnet_output_size
+from pipeline.strips import pnet_maps_in_strips
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,22 @@ def test_trace_records_every_stage(detector, astronaut):
 
 @pytest.mark.parametrize("shape", [(11, 11, 3), (1, 1, 3), (30, 8, 3), (12, 12, 3)])
 def test_tiny_images_give_no_faces(detector, shape):
-    assert detector.detect(np.zeros(shape, np.uint8)) == []
+    with pytest.warns(UserWarning, match="no pyramid level fits"):
+        assert detector.detect(np.zeros(shape, np.uint8)) == []
+
+
+def test_min_face_larger_than_the_image_is_reported(detector):
+    image = np.full((60, 80, 3), 128, np.uint8)
+    big = MTCNNDetector(min_face_size=100)
+    with pytest.warns(UserWarning, match=r"no pyramid level fits.*80 x 60 px.*min_face_size = 100") as caught:
+        faces, trace = big.detect(image, trace=True)
+    assert faces == [] and trace.scales == [] and len(caught) == 1
+    assert len(trace.notes) == 1 and "at most 60 px" in trace.notes[0]
+    assert "note: no pyramid level fits" in repr(trace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a level fits: no warning, no note
+        faces, trace = detector.detect(image, trace=True)
+    assert trace.notes == []
 
 
 def test_blank_image_gives_no_faces(detector):
@@ -111,12 +129,85 @@ def test_bad_parameters_are_refused():
         MTCNNDetector(factor=1.0)
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"min_face_size": "20"}, r"min_face_size must be a number; got '20' \(a str\)"),
+    ({"min_face_size": True}, r"min_face_size must be a number"),
+    ({"thresholds": 0.6}, r"thresholds must be 3 probabilities, one per stage.*got 0.6 \(a float\)"),
+    ({"thresholds": "0.6"}, r"thresholds must be 3 probabilities"),
+    ({"thresholds": (0.6, "0.7", 0.7)}, r"thresholds\[1\] must be a number"),
+    ({"thresholds": (0.6, 1.7, 0.7)}, r"thresholds\[1\] must be a probability between 0 and 1"),
+    ({"factor": None}, r"factor must be a number; got None"),
+    ({"factor": 2}, r"factor must be between 0 and 1"),
+    ({"workers": 0}, r"workers must be None or an integer >= 1; got 0 \(an int\)"),
+    ({"workers": 1.5}, r"workers must be None or an integer >= 1"),
+    ({"nets": "pnet"}, r"nets must be three nets"),
+])
+def test_wrong_argument_types_name_the_argument(settings, message):
+    with pytest.raises(ValueError, match=message):
+        MTCNNDetector(**settings)
+
+
+def test_bad_image_arguments_name_the_argument(detector):
+    with pytest.raises(ImageError, match=r"image must be a path, a PIL image or a NumPy array; got an int"):
+        detector.detect(3)
+    with pytest.raises(ImageError, match=r"image: cannot use an array of shape \(4, 4, 3\) and dtype float64"):
+        detector.detect(np.zeros((4, 4, 3)))
+
+
+def test_numpy_numbers_are_accepted():
+    det = MTCNNDetector(min_face_size=np.int64(24), thresholds=np.array([0.6, 0.7, 0.7]), factor=np.float32(0.7))
+    assert det.min_face_size == 24.0 and det.thresholds == (0.6, 0.7, 0.7)
+
+
+def test_the_callers_nets_keep_their_mode_and_can_still_learn(astronaut):
+    nets = pretrained_mtcnn()
+    for net in nets:
+        net.train()
+    MTCNNDetector(nets=nets, workers=1).detect(astronaut[:200, 150:350])
+    modules = [m for net in nets for m in (net, *net._descendants())]
+    assert all(m.training and m.keep_cache for m in modules)  # back in training mode
+    x = np.random.default_rng(0).standard_normal((2, 3, 24, 24)).astype(np.float32)
+    out = nets[1].forward(x)
+    dx = nets[1].backward({name: np.ones_like(value) for name, value in out.items()})
+    assert dx.shape == x.shape  # backward works after a detection
+    nets[2].eval()
+    MTCNNDetector(nets=nets, workers=1).detect(astronaut[:100, :100])
+    assert not nets[2].training and nets[2].keep_cache  # eval mode is kept too
+
+
+def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
+    text = repr(detector)
+    assert text == ("MTCNNDetector(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709, "
+                    f"workers={detector.parallel.workers}, nets=released)")
+    faces, trace = detector.detect(astronaut, trace=True)
+    summary = repr(trace)
+    assert summary.startswith("Trace of MTCNN on a 512 x 512 px image (W x H): ")
+    assert "thresholds (0.6, 0.7, 0.7)" in summary
+    assert len(summary.splitlines()) == 1 + len(trace.counts())
+    assert len(summary) < 1000  # counts, not arrays
+    for step, count in trace.counts():
+        assert step in summary
+    assert repr(trace.onet_output).startswith("Boxes(1 box, scores ")
+
+
+def test_trace_records_thresholds_and_which_boxes_passed(astronaut):
+    det = MTCNNDetector(thresholds=(0.5, 0.8, 0.75))
+    _, trace = det.detect(astronaut, trace=True)
+    assert trace.thresholds == (0.5, 0.8, 0.75)
+    for stage, threshold in (("rnet", 0.8), ("onet", 0.75)):
+        entering, mask = getattr(trace, f"{stage}_input"), getattr(trace, f"{stage}_passed_mask")
+        assert mask.dtype == bool and mask.shape == (len(entering),)
+        np.testing.assert_array_equal(mask, entering.scores > threshold)
+        np.testing.assert_array_equal(entering.boxes[mask], getattr(trace, f"{stage}_passed").boxes)
+
+
 def test_pnet_tiles_stitch_to_the_whole_level():
     pnet = pretrained_mtcnn()[0]
     level = np.random.default_rng(0).uniform(-1, 1, (3, 61, 47)).astype(np.float32)
-    whole_prob, whole_offsets = pnet_maps(pnet, level, tile_pixels=10**9)
-    for tile_pixels in (47 * 12, 47 * 13, 47 * 20, 47 * 33):
-        prob, offsets = pnet_maps(pnet, level, tile_pixels=tile_pixels, min_rows=1)
+    whole_prob, whole_offsets = pnet_maps(pnet, level)  # one plain pass over the level
+    assert whole_prob.shape == (pnet_output_size(61), pnet_output_size(47))
+    for tile_pixels in (47 * 12, 47 * 13, 47 * 20, 47 * 33, 10**9):
+        prob, offsets = pnet_maps_in_strips(pnet, level, tile_pixels=tile_pixels, min_rows=1)
         np.testing.assert_allclose(prob, whole_prob, rtol=0, atol=1e-6)
         np.testing.assert_allclose(offsets, whole_offsets, rtol=0, atol=1e-6)
 
@@ -145,6 +236,14 @@ def test_pnet_is_fully_convolutional():
     out = PNet().forward(np.zeros((1, 3, 480, 640), np.float32))
     # OH = ceil((H - 2) / 2) - 4
     assert out["face"].shape == (1, 2, 235, 315)
+    assert (pnet_output_size(480), pnet_output_size(640)) == (235, 315)
+
+
+@pytest.mark.parametrize("size", range(12, 40))
+def test_pnet_output_size_is_the_layer_by_layer_formula(size):
+    expected = -(-(size - 2) // 2) - 4  # ceil((size - 2) / 2) - 4
+    assert pnet_output_size(size) == expected
+    assert PNet().forward(np.zeros((1, 3, size, 12), np.float32))["face"].shape[2] == expected
 
 
 def test_weights_of_wrong_shape_or_dtype_are_refused(tmp_path):
@@ -177,7 +276,7 @@ def test_weights_of_wrong_shape_or_dtype_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_6000_by_4000_photo_completes(detector, astronaut):
-    # P-Net's largest level is 3600 x 2400 here; it runs in strips (proposals.TILE_PIXELS),
+    # P-Net's largest level is 3600 x 2400 px here; it runs in strips (strips.TILE_PIXELS),
     # so the im2col matrices stay bounded. Peak memory is reported by benchmarks/bench_detect.py.
     big = np.asarray(Image.fromarray(astronaut).resize((6000, 4000), Image.BILINEAR))
     faces = detector.detect(big)

@@ -3,6 +3,8 @@ a human can act on, and leave its inputs exactly as it found them."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -172,3 +174,13 @@ def test_check_gradients_and_check_module_restore_arrays_they_were_given(rng):
     assert_gradients_ok(check_module("conv", net, random_values((1, 1, 3, 3), rng)))
     for name, p in net.named_parameters():
         assert_close(p.value, params_before[name], EXACT, name)
+
+
+def test_check_module_refuses_a_float32_net_with_a_clear_message(rng):
+    net = Sequential([("conv", Conv2D(1, 2, 3, rng=rng)), ("relu", ReLU())])  # float32, as nets are built
+    with pytest.raises(ValueError, match=r"check_module needs float64 parameters.*conv.w \(float32\).*"
+                                         r"copy.deepcopy\(module\).astype\(np.float64\)"):
+        check_module("net", net, random_values((1, 1, 4, 4), rng))
+    copy_64 = copy.deepcopy(net).astype(np.float64)
+    assert_gradients_ok(check_module("net", copy_64, distinct_values((1, 1, 4, 4), rng)))
+    assert net.params == {} and net["conv"].params["w"].value.dtype == np.float32  # the original is untouched

@@ -6,6 +6,7 @@ real photo and a flat grey image with no faces), which is enough input for every
 Figures are never shown, so nothing is closed: no pyplot, no global figure list.
 """
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from matplotlib.patches import Rectangle
 from nets import PNet
 from pipeline import plots
 from pipeline.mtcnn import MTCNNDetector
+from pipeline.plots.common import plural
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,8 @@ def empty_trace(detector):
 @pytest.fixture(scope="module")
 def tiny_trace(detector):
     """Trace of an 8 x 8 image: smaller than P-Net's window, so no pyramid levels at all."""
-    _, trace = detector.detect(np.full((8, 8, 3), 128, np.uint8), trace=True)
+    with pytest.warns(UserWarning, match="no pyramid level fits"):
+        _, trace = detector.detect(np.full((8, 8, 3), 128, np.uint8), trace=True)
     assert trace.scales == []
     return trace
 
@@ -236,18 +239,74 @@ def test_plot_pyramid_one_image_per_level_at_its_size(astronaut):
     assert len(panels) == len(trace.scales)
     for ax, (h, w) in zip(panels, trace.level_sizes):
         assert ax.images[0].get_array().shape == (h, w, 3)
-        assert f"{h} x {w} px" in ax.get_title()
+        assert f"{w} x {h} px" in ax.get_title()  # W x H, as images are described
 
 
 def test_plot_stages_overview(astronaut):
     _, _, trace = astronaut
     heat, pnet, rnet, onet = plots.plot_stages(trace).axes[:4]
-    assert heat.images[0].get_array().shape == trace.prob_maps[0].shape
+    strongest = plots.strongest_level(trace)
+    assert heat.images[0].get_array().shape == trace.prob_maps[strongest].shape
     assert len(rectangles(heat)) == 0
     assert len(rectangles(pnet)) == len(trace.pnet_after_nms)
     assert len(rectangles(rnet)) == len(trace.rnet_output)
     assert len(rectangles(onet)) == len(trace.onet_output)
     assert scatter_points(onet) == 5 * len(trace.onet_output)
+
+
+def test_plot_stages_shows_the_strongest_level_or_the_one_asked_for(astronaut):
+    _, _, trace = astronaut
+    best = int(np.argmax([prob.max() for prob in trace.prob_maps]))
+    assert plots.strongest_level(trace) == best
+    assert best != 0  # on the astronaut, level 0 is not where the face lights up
+    heat = plots.plot_stages(trace).axes[0]
+    np.testing.assert_array_equal(heat.images[0].get_array(), trace.prob_maps[best])
+    assert f"level {best}:" in heat.get_title() and "strongest level" in heat.get_title()
+    heat = plots.plot_stages(trace, level=0).axes[0]
+    np.testing.assert_array_equal(heat.images[0].get_array(), trace.prob_maps[0])
+    with pytest.raises(ValueError, match="level"):
+        plots.plot_stages(trace, level=len(trace.prob_maps))
+
+
+def test_heatmap_counts_use_the_thresholds_the_detector_used(astronaut):
+    image, _, _ = astronaut
+    _, trace = MTCNNDetector(thresholds=(0.8, 0.7, 0.7)).detect(image, trace=True)
+    panels = image_panels(plots.plot_heatmaps(trace))
+    for panel, prob, candidates in zip(panels, trace.prob_maps, trace.level_candidates):
+        hits = int(np.count_nonzero(prob >= 0.8))
+        assert hits == len(candidates)  # the count in the title is the number of candidates
+        assert f"{plural(hits, 'cell')} \u2265 0.8" in panel.get_title()
+    heat = plots.plot_stages(trace).axes[0]
+    assert "\u2265 0.8" in heat.get_title()
+
+
+def test_passed_mask_is_read_from_the_trace(astronaut):
+    _, _, trace = astronaut
+    recorded = trace.rnet_passed_mask
+    assert recorded is not None
+    np.testing.assert_array_equal(plots.passed_mask(trace, "rnet"), recorded)
+    # the plot follows the recorded mask, not the coordinates of the boxes
+    changed = copy.copy(trace)
+    changed.rnet_passed_mask = ~recorded
+    np.testing.assert_array_equal(plots.passed_mask(changed, "rnet"), ~recorded)
+    left = plots.plot_stage(changed, "rnet").axes[0]
+    assert len(rectangles(left, plots.KEPT_COLOR)) == int((~recorded).sum())
+    assert "passed threshold 0.7" in plots.plot_stage(trace, "rnet").axes[0].get_title()
+    # a trace without the mask (another detector) falls back to matching the passed boxes
+    changed.rnet_passed_mask = None
+    np.testing.assert_array_equal(plots.passed_mask(changed, "rnet"), recorded)
+
+
+def test_score_labels_never_cover_each_other(image):
+    boxes = np.array([[2.0, 3.0, 12.0, 15.0]] * 4 + [[2.5, 3.5, 12.0, 15.0], [25.0, 15.0, 38.0, 28.0]])
+    scores = np.array([0.8, 0.95, 0.9, 0.85, 0.99, 0.7])
+    ax = plots.plot_boxes(image, boxes, scores).axes[0]
+    assert len(rectangles(ax)) == 6  # every box is drawn
+    assert sorted(t.get_text() for t in ax.texts) == ["0.70", "0.99"]  # the best of each cluster
+    fig = ax.figure
+    fig.canvas.draw()
+    extents = [t.get_window_extent() for t in ax.texts]
+    assert not extents[0].overlaps(extents[1])
 
 
 def test_plot_counts_one_bar_per_step(astronaut):
@@ -273,6 +332,8 @@ def test_trace_plots_of_an_image_without_pyramid_levels(tiny_trace):
     for plot in (plots.plot_pyramid, plots.plot_heatmaps, plots.plot_stages, plots.plot_nms):
         fig = plot(tiny_trace)
         assert sum(len(rectangles(ax)) for ax in fig.axes) == 0
+    message = plots.plot_heatmaps(tiny_trace).axes[0].texts[0].get_text()
+    assert message == tiny_trace.notes[0]  # the detector's own explanation
 
 
 # ---------------------------------------------------------------- inside the nets
@@ -319,6 +380,30 @@ def test_feature_maps_rejects_unknown_layer_and_batches():
         plots.feature_maps(net, x, "conv9")
     with pytest.raises(ValueError, match="1, C, H, W"):
         plots.feature_maps(net, np.zeros((2, 3, 12, 12), np.float32), "conv1")
+
+
+def test_feature_maps_take_an_image_crop():
+    net = PNet().eval()
+    crop = np.random.default_rng(6).integers(0, 256, (30, 26, 3), dtype=np.uint8)
+    by_crop = plots.feature_maps(net, crop, "prelu1")
+    x = ((crop.transpose(2, 0, 1).astype(np.float32) - 127.5) / 128)[None]  # the normalization, by hand
+    np.testing.assert_allclose(by_crop, plots.feature_maps(net, x, "prelu1"), rtol=0, atol=1e-6)
+    assert by_crop.shape == (10, 28, 24)
+    with pytest.raises(ValueError, match=r"x: an image crop must have shape \(H, W, 3\)"):
+        plots.feature_maps(net, crop[:, :, :2], "conv1")
+
+
+def test_feature_map_grids_say_how_colours_are_scaled():
+    maps = np.random.default_rng(7).standard_normal((6, 5, 4))
+    fig = plots.plot_feature_maps(maps)
+    assert "each map on its own colour scale" in fig._suptitle.get_text()
+    assert "6 of 6 maps, 4 x 5 cells" in fig._suptitle.get_text()  # W x H
+    shared = plots.plot_feature_maps(maps, shared_scale=True)
+    panels = image_panels(shared)
+    assert {ax.images[0].get_clim() for ax in panels} == {(maps.min(), maps.max())}
+    assert len(shared.axes) > len(panels)  # the colour bar
+    assert "one colour scale for all maps" in shared._suptitle.get_text()
+    assert "own colour scale" in plots.plot_filters(np.ones((2, 3, 3, 3)))._suptitle.get_text()
 
 
 def test_plot_feature_maps_respects_max_maps():

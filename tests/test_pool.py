@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layers import conv_output_size, maxpool_backward, maxpool_backward_naive, maxpool_forward, maxpool_forward_naive
+from layers import batch_chunks, conv_output_size, maxpool_backward, maxpool_backward_naive, maxpool_forward, maxpool_forward_naive
 from layers.gradcheck import assert_gradients_ok, check_op
 from strategies import distinct_arrays, distinct_values, pool_geometry, random_values
 from tolerances import EXACT, FAST_VS_NAIVE_F64, assert_close
@@ -121,6 +121,29 @@ def test_fast_and_naive_break_ties_the_same_way(geometry, seed):
     assert_close(out_fast, out_naive, EXACT, "out")
     dout = random_values(out_fast.shape, rng)
     assert_close(maxpool_backward(dout, cache_fast), maxpool_backward_naive(dout, cache_naive), FAST_VS_NAIVE_F64, "dx")
+
+
+@given(pool_geometry(), st.integers(2, 5), st.integers(0, 2**32 - 1))
+def test_fast_equals_naive_one_sample_per_slice_on_two_threads(geometry, N, seed):
+    # the fast kernels run on slices of the batch, on threads (layers.batch_chunks): forcing one
+    # sample per slice must change nothing, ties included
+    _, C, H, W, size, stride, ceil_mode = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(N, C, H, W)).astype(np.float64)  # many ties on purpose
+    with batch_chunks.slicing(chunk_bytes=1, threads=2, min_parallel_bytes=0):
+        out_fast, cache_fast = maxpool_forward(x, size, stride, ceil_mode)
+        dout = random_values(out_fast.shape, rng)
+        dx_fast = maxpool_backward(dout, cache_fast)
+    out_naive, cache_naive = maxpool_forward_naive(x, size, stride, ceil_mode)
+    assert_close(out_fast, out_naive, EXACT, "out")
+    assert_close(dx_fast, maxpool_backward_naive(dout, cache_naive), FAST_VS_NAIVE_F64, "dx")
+
+
+@given(st.integers(1, 300), st.integers(1, 5000), st.integers(1, 4))
+def test_batch_slices_cover_the_batch_once(N, bytes_per_sample, parts):
+    slices = batch_chunks.batch_slices(N, bytes_per_sample, parts)
+    assert [i for s in slices for i in range(N)[s]] == list(range(N))
+    assert len(slices) >= min(parts, N)
 
 
 @given(pool_geometry())

@@ -15,7 +15,7 @@ from pipeline.resize import resize_area
 
 
 def test_vga_image_has_ten_scales():
-    # SPEC B.3 step 2: 640 x 480 with min face 20 -> m = 0.6, scales 0.6 * 0.709**k, k = 0..9
+    # the reference MTCNN's pyramid: 640 x 480 with min face 20 -> m = 0.6, scales 0.6 * 0.709**k, k = 0..9
     scales = pyramid_scales(480, 640)
     assert len(scales) == 10
     assert scales[0] == 0.6

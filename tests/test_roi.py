@@ -1,4 +1,5 @@
-"""Mapping image boxes to feature-map cells (SPEC C.2)."""
+"""Mapping image boxes to feature-map cells (SPPNet's rule, He et al., ECCV 2014, Appendix A;
+see pipeline/roi.py)."""
 
 from hypothesis import given
 from hypothesis import strategies as st

@@ -32,6 +32,7 @@ FIGURES = {
     "04_mtcnn_step_by_step": ["pyramid.png", "heatmaps.png", "nms.png", "rnet_crops.png", "rnet.png", "onet.png",
                               "counts.png", "faces.png", "astronaut_stages.png"],
     "05_sppnet": ["box_mapping.png", "spp_bins.png", "shared_features.png"],
+    "08_aligned_face_crops": ["why_align.png", "crops.png", "redetect.png"],
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -86,3 +87,41 @@ def test_readme_lists_every_tutorial():
     readme = (ROOT / "tutorials" / "README.md").read_text(encoding="utf-8")
     missing = [t.name for t in TUTORIALS if t.name not in readme]
     assert not missing, f"tutorials/README.md does not mention {missing}"
+
+
+def test_tutorial_2_exercise_2_works_as_written():
+    """The recipe of exercise 2: the naive max-pool backward, copied with `=` instead of `+=`,
+    paired with the naive forward (whose cache it reads), is caught by check_op; the copy with
+    `+=` passes."""
+    import inspect
+
+    import numpy as np
+
+    from layers import pool
+    from layers.gradcheck import check_op
+
+    source = inspect.getsource(pool.maxpool_backward_naive).replace("maxpool_backward_naive", "my_maxpool_backward")
+    assert source.count("+=") == 1
+    x = np.array([[1.0, 2, 3, 4, 5], [6, 7, 20, 8, 9], [10, 11, 12, 13, 14]]).reshape(1, 1, 3, 5)
+    hyper = {"size": 3, "stride": 2, "ceil_mode": True}
+    for text, should_pass in ((source, True), (source.replace("+=", "="), False)):
+        namespace = {"np": np}
+        exec(text, namespace)
+        results = check_op("maxpool", pool.maxpool_forward_naive, namespace["my_maxpool_backward"], {"x": x},
+                           hyper=hyper)
+        assert results[0].passed == should_pass
+
+
+def test_missing_scikit_image_gets_an_install_hint(tmp_path):
+    """Tutorials 3 to 5 take the astronaut from `_tutorial.astronaut()`, which says how to install
+    scikit-image when it is missing instead of failing with an ImportError."""
+    code = ("import sys; sys.modules['skimage'] = None; sys.path.insert(0, %r); import _tutorial; "
+            "_tutorial.astronaut()" % str(ROOT / "tutorials"))
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "python -m pip install scikit-image" in result.stderr
+    assert "Traceback" not in result.stderr
+    for name in ("03_inside_pnet", "04_mtcnn_step_by_step", "05_sppnet"):
+        source = (ROOT / "tutorials" / f"{name}.py").read_text(encoding="utf-8")
+        assert "import skimage" not in source and "_tutorial.astronaut()" in source
+        assert "pip install scikit-image" in source  # said in the text, before it is needed

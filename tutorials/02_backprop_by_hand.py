@@ -113,7 +113,8 @@ print("conv_backward (im2col) agrees with the loops")
 # The naive backward (below) is the forward loop run in reverse: each output pixel sent its
 # window times `w[f]` forward, so it sends `dout` times `w[f]` back to the same window. The
 # `+=` is the important part: windows overlap, and **overlapping contributions add**.
-# Writing `=` there is one of the classic bugs (STYLE.md, pitfall 1).
+# Writing `=` there is one of the classic bugs: the last window to touch a pixel would
+# overwrite the others' contributions (exercise 2 hunts for it in max pooling).
 
 # %%
 print(inspect.getsource(conv_backward_naive))
@@ -365,7 +366,8 @@ print(f"numeric dL/dx[1, 1] = {numeric:.8f}   (by hand: 10)")
 
 # %% [markdown]
 # `layers.gradcheck` does this for every entry, with the rules that make the comparison
-# trustworthy (STYLE.md, practice 8):
+# trustworthy (its module docstring gives each with its reason; CS231n's and Chainer's gradient
+# checkers follow the same rules):
 #
 # * **float64 only.** float32 keeps ~7 digits; subtracting two nearly equal losses and
 #   dividing by 2e-6 would leave almost none.
@@ -461,7 +463,7 @@ def per_entry_errors(backward):
     return relative_error(dx_analytic, dx_numeric).ravel()
 
 
-fig = Figure(layout="constrained", figsize=(9, 3.4))
+fig = Figure(layout="constrained", figsize=(11, 3.4))
 ax = fig.subplots()
 negative = (x_off_kink <= 0).ravel()
 index = np.arange(negative.size)
@@ -476,7 +478,7 @@ ax.axhline(TOLERANCE, color="k", linestyle="--", linewidth=1, label=f"tolerance 
 ax.set_yscale("log")
 ax.set_xlabel("entry of dx (flattened)")
 ax.set_ylabel("relative error")
-ax.legend(fontsize=8, loc="center right")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: hides no point
 ax.set_title("Gradient check of PReLU: a correct backward vs one that forgets alpha")
 _tutorial.save(fig, OUT / "gradcheck_errors.png")
 
@@ -487,7 +489,20 @@ _tutorial.save(fig, OUT / "gradcheck_errors.png")
 #    Compute dx for `dout = [[1, 2], [3, 4]]` on paper; check with `conv_backward_naive`.
 #    *Hint:* with stride 2 the four windows do not overlap, so dx is four constant 2x2 blocks.
 # 2. **The assignment bug.** Copy `maxpool_backward_naive` from `layers/pool.py` into the
-#    notebook, change its `+=` to `=`, and find an input for which `check_op` catches it.
+#    notebook as `my_maxpool_backward`, change its `+=` to `=`, and find an input for which
+#    `check_op` catches it. Pair it with **`maxpool_forward_naive`**, not `maxpool_forward`:
+#    a backward can only read the cache of its own forward, and the two caches differ:
+#
+#    ```
+#    maxpool_forward_naive -> cache (x, argmax, size, stride)
+#        argmax: (N, C, OH, OW, 2) int, the (row, col) in x of each window's first maximum
+#    maxpool_forward       -> a different cache, laid out for maxpool_backward's fast
+#                             kernel (no (row, col) pairs); its docstring in layers/pool.py
+#                             says what it holds
+#    ```
+#
+#    so `check_op("maxpool", maxpool_forward_naive, my_maxpool_backward, {"x": x},
+#    hyper={"size": 3, "stride": 2, "ceil_mode": True})`.
 #    *Hint:* you need two windows that pick the same pixel: stride smaller than the window
 #    (3x3/2) and the maximum in the shared column, as in section 2.3's 3x5 example.
 # 3. **A kink.** Run the PReLU check with one input exactly 0. What numeric gradient does the

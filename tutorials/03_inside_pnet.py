@@ -16,15 +16,17 @@
 # each. In this tutorial you will
 #
 # 1. derive **why** the window is 12 x 12 and the step 2 pixels, layer by layer, with the
-#    receptive-field recurrences of SPEC C.3, and then verify it empirically with backprop;
+#    receptive-field recurrences, and then verify it empirically with backprop;
 # 2. look at the **learned filters** of the released model and at its **feature maps** on a
 #    real face;
 # 3. see why a **fully convolutional** net can scan a whole image in one pass: each cell of its
 #    output map is exactly what the net says about one 12 x 12 crop.
+#
+# The example photo is scikit-image's astronaut: `python -m pip install scikit-image` if you do
+# not have it (the detector itself does not need it).
 
 # %%
 import numpy as np
-import skimage.data
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -48,7 +50,7 @@ print(pnet.summary())
 # The **receptive field** r of a cell is the size of the input window that can influence it.
 # The **jump** j is how far apart, in input pixels, neighbouring cells' windows are. Start at
 # the image, where each "cell" is one pixel: r = 1, j = 1. A layer with kernel k and stride s
-# then gives (SPEC C.3)
+# then gives
 #
 # ```
 # r_l = r_{l-1} + (k - 1) * j_{l-1}     a k-wide kernel spans k cells of the layer below,
@@ -70,6 +72,27 @@ print(pnet.summary())
 # After the pool, every step of conv2 and conv3 moves 2 input pixels, so their 3x3 kernels add
 # 2 * 2 = 4 pixels each. Result: **receptive field 12, stride 2**, the numbers the detector uses
 # to turn output cells into boxes (`pipeline.proposals.CELL_SIZE` and `STRIDE`).
+#
+# A third recurrence gives where the window of the first cell is centred. With padding p
+# (none in P-Net) and starting from c = 0.5, the centre of pixel 0, which covers [0, 1):
+#
+# ```
+# c_l = c_{l-1} + ((k - 1) / 2 - p) * j_{l-1}
+# ```
+#
+# and cell i's window is centred at c_l + i * j_l. For P-Net: 0.5 + 1 + 0.5 + 2 + 2 = 6, the
+# middle of the window [0, 12). (Tutorial 5 uses this offset. The same centre relation is the
+# basis of SPPNet's box mapping: He, Zhang, Ren, Sun, ECCV 2014 / TPAMI 2015, Appendix A.)
+#
+# The same recurrences give R-Net and O-Net (valid convolutions, released models):
+#
+# | net | per layer (r, j) | last conv |
+# |---|---|---|
+# | R-Net | conv3 (3, 1), pool3/2 (5, 2), conv3 (9, 2), pool3/2 (13, 4), conv2 (17, 4) | 3 x 3 cells of 17 px |
+# | O-Net | conv3 (3, 1), pool3/2 (5, 2), conv3 (9, 2), pool3/2 (13, 4), conv3 (21, 4), pool2/2 (25, 8), conv2 (33, 8) | 3 x 3 cells of 33 px |
+#
+# Caffe's ceil-mode pooling adds a partial window at the bottom/right border; it changes only
+# the edge cells, which see a window hanging over the edge (exercise 4).
 #
 # The same arithmetic in code, reading each layer's kernel and stride from the net itself:
 
@@ -181,25 +204,27 @@ fig = plot_filters(w1, title="P-Net conv1: 10 learned 3x3 RGB filters (released 
 _tutorial.save(fig, OUT / "conv1_filters.png")
 
 # %% [markdown]
-# **Feature maps.** Run the trunk on a crop around the astronaut's face, normalized the way
-# the net was trained, `(pixel - 127.5) / 128`, and look at the output of each layer.
-# `pipeline.plots.feature_maps(net, x, layer)` runs the trunk up to the named layer.
+# **Feature maps.** Run the trunk on a crop around the astronaut's face and look at the output
+# of each layer. `pipeline.plots.feature_maps(net, crop, layer)` takes the crop as it comes,
+# `(H, W, 3)` uint8 RGB, normalizes it the way the net was trained, `(pixel - 127.5) / 128`,
+# and runs the trunk up to the named layer. Each small map gets its own colour scale (its min
+# to max), so compare patterns between maps, not brightness.
 # After `prelu1` the maps still look like the photo, each picking out some edges or colours;
 # after `prelu3` each cell summarizes a whole 12 x 12 window, and the maps are coarser (stride 2)
 # and more abstract: the input to the face/non-face decision.
 
 # %%
-image = skimage.data.astronaut()                 # (512, 512, 3) uint8 RGB
-face_crop = image[40:200, 150:300]               # (160, 150, 3): the face and some background
-x_face = normalize(to_chw_float(face_crop))[None]  # (1, 3, 160, 150) float32
-maps1 = feature_maps(pnet, x_face, "prelu1")     # (10, 158, 148)
-maps3 = feature_maps(pnet, x_face, "prelu3")     # (32, 75, 70)
+image = _tutorial.astronaut()                    # (512, 512, 3) uint8 RGB
+face_crop = image[40:200, 150:300]               # (160, 150, 3): 150 x 160 px, the face and some background
+maps1 = feature_maps(pnet, face_crop, "prelu1")  # (10, 158, 148)
+maps3 = feature_maps(pnet, face_crop, "prelu3")  # (32, 75, 70)
 print("prelu1 maps:", maps1.shape, " prelu3 maps:", maps3.shape)
 _tutorial.save(plot_feature_maps(maps1, title=f"P-Net after conv1 + PReLU: {maps1.shape[0]} maps of "
-                                 f"{maps1.shape[1]} x {maps1.shape[2]}"), OUT / "feature_maps_prelu1.png")
+                                 f"{maps1.shape[2]} x {maps1.shape[1]} cells"), OUT / "feature_maps_prelu1.png")
 _tutorial.save(plot_feature_maps(maps3, title=f"P-Net after conv3 + PReLU: {maps3.shape[0]} maps of "
-                                 f"{maps3.shape[1]} x {maps3.shape[2]} (one cell per 12x12 window)"),
+                                 f"{maps3.shape[2]} x {maps3.shape[1]} cells (one per 12 x 12 px window)"),
                OUT / "feature_maps_prelu3.png")
+x_face = normalize(to_chw_float(face_crop))[None]  # (1, 3, 160, 150) float32: the net's input, for exercise 3
 
 # %% [markdown]
 # ## 3.4 One pass over the whole image = one pass per 12 x 12 crop
@@ -223,7 +248,7 @@ scale = trace.scales[k]
 h, w = scaled_size(*image.shape[:2], scale)
 level = normalize(resize_area(to_chw_float(image), h, w))       # (3, h, w), as the detector builds it
 prob_map = softmax(pnet.forward(level[None])["face"])[0, 1]    # (OH, OW) face probability
-print(f"level {k}: scale {scale:.3f}, {h} x {w} pixels -> {prob_map.shape} cells")
+print(f"level {k}: scale {scale:.3f}, {w} x {h} px -> {prob_map.shape[1]} x {prob_map.shape[0]} cells (W x H)")
 assert np.allclose(prob_map, trace.prob_maps[k], rtol=0, atol=1e-6)  # same map as inside the detector
 
 differences = []
@@ -247,10 +272,10 @@ level_rgb = np.clip(level * 128 + 127.5, 0, 255).astype(np.uint8).transpose(1, 2
 fig = Figure(layout="constrained", figsize=(12, 4.2))
 ax_level, ax_map, ax_crop = fig.subplots(1, 3)
 plot_receptive_fields(level_rgb, [[2 * best_c, 2 * best_r, 2 * best_c + RF, 2 * best_r + RF]], ax=ax_level,
-                      title=f"pyramid level {k} ({h} x {w} px)\nwindow of the best cell ({best_r}, {best_c})")
+                      title=f"pyramid level {k} ({w} x {h} px)\nwindow of the best cell ({best_r}, {best_c})")
 im = ax_map.imshow(prob_map, vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
 ax_map.add_patch(Rectangle((best_c - 0.5, best_r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-ax_map.set_title(f"one pass over the level: {prob_map.shape[0]} x {prob_map.shape[1]} cells\n"
+ax_map.set_title(f"one pass over the level: {prob_map.shape[1]} x {prob_map.shape[0]} cells\n"
                  f"cell ({best_r}, {best_c}): p(face) = {prob_map[best_r, best_c]:.5f}", fontsize=10)
 fig.colorbar(im, ax=ax_map, shrink=0.8)
 ax_crop.imshow(level_rgb[2 * best_r : 2 * best_r + RF, 2 * best_c : 2 * best_c + RF], interpolation="nearest")
@@ -263,7 +288,7 @@ _tutorial.save(fig, OUT / "fully_convolutional.png")
 # ## Exercises
 #
 # 1. **R-Net and O-Net.** Run `receptive_field_table(RNet())` and `receptive_field_table(ONet())`
-#    (from `nets`) and compare with SPEC C.3's table: the last conv cells see 17 and 33 pixels.
+#    (from `nets`) and compare with the table in 3.1: the last conv cells see 17 and 33 pixels.
 #    *Hint:* the function skips every module that is not a conv or a pool, including the
 #    `Linear` layers; those see the whole map, so "receptive field" stops meaning a window.
 # 2. **A 3x3 pool.** The MTCNN paper's figure draws P-Net's pool as 3x3/2, the released model
@@ -278,7 +303,8 @@ _tutorial.save(fig, OUT / "fully_convolutional.png")
 #    cell's window [2r, 2r + 12) need? What does the net use instead?
 #    *Hint:* `conv_output_size(11, 2, 2, ceil=True)` is 6, so the output is 2 x 2; the last
 #    window reaches one pixel past the border, and the pool simply takes the maximum of the
-#    one row (column) that exists (SPEC C.3, last line). No 12 x 12 crop gives that cell.
+#    one row (column) that exists (the ceil-mode note at the end of 3.1). No 12 x 12 crop
+#    gives that cell.
 # 5. **Cost of crops.** Time the loop over crops in 3.4 against the single pass. How many
 #    multiply-adds does conv3 repeat in the crop version? *Hint:* neighbouring windows share
 #    10 of their 12 columns.

@@ -11,9 +11,10 @@
 # %% [markdown]
 # # 4. MTCNN step by step
 #
-# MTCNN (Zhang et al., 2016) finds faces with a cascade of three small nets. Each stage is
-# cheap enough for the boxes it gets and throws most of them away, so the expensive stages
-# only see a few:
+# MTCNN (Zhang, Zhang, Li, Qiao, "Joint Face Detection and Alignment using Multi-task Cascaded
+# Convolutional Networks", IEEE Signal Processing Letters, 2016) finds faces with a cascade of
+# three small nets. Each stage is cheap enough for the boxes it gets and throws most of them
+# away, so the expensive stages only see a few:
 #
 # ```
 # image -> pyramid -> P-Net on every level -> candidate boxes -> NMS -> box regression   stage 1: propose
@@ -25,14 +26,17 @@
 # `det.propose`, `det.refine` and `det.output`, and look at what each one receives and returns.
 # A `Trace` records every intermediate result; `trace.counts()` tells how many boxes survive
 # each step. Boxes are always `(K, 4)` float arrays `x1, y1, x2, y2` in pixels of the original
-# image (0-based; width = x2 - x1; see `pipeline/boxes.py`).
+# image (0-based; width = x2 - x1; see `pipeline/boxes.py`). Image sizes are written W x H
+# (width first); array shapes, as NumPy prints them, are (H, W, ...).
+#
+# Section 4.7 uses scikit-image's astronaut photo: `python -m pip install scikit-image` if you
+# do not have it (the detector itself does not need it).
 
 # %%
 import time
 
 import matplotlib.cbook
 import numpy as np
-import skimage.data
 from matplotlib.figure import Figure
 
 import _tutorial  # puts the repository on sys.path; figure folder; quick mode
@@ -53,7 +57,7 @@ OUT = _tutorial.output_dir("04_mtcnn_step_by_step")
 
 # %%
 path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-image = load_image(path)                 # (600, 512, 3) uint8 RGB
+image = load_image(path)                 # (600, 512, 3) uint8 RGB: 512 x 600 px
 image_chw = to_chw_float(image)          # (3, 600, 512) float32, values 0..255
 H, W = image.shape[:2]
 print("image:", image.shape, image.dtype, "->", image_chw.shape, image_chw.dtype)
@@ -72,7 +76,7 @@ trace = Trace(image=image)               # the record the three stages fill in
 scales = pyramid_scales(H, W, det.min_face_size, det.factor)
 for k, s in enumerate(scales):
     h, w = scaled_size(H, W, s)
-    print(f"level {k}: scale {s:.4f}  {h:3d} x {w:3d} px  finds faces of about {12 / s:5.0f} px")
+    print(f"level {k}: scale {s:.4f}  {w:3d} x {h:3d} px  finds faces of about {12 / s:5.0f} px")
 
 # %% [markdown]
 # ## 4.3 Stage 1: P-Net, heatmaps and candidate boxes
@@ -207,13 +211,15 @@ plot_stage(trace, "onet", save=OUT / "onet.png")
 # %% [markdown]
 # ## 4.6 How many boxes each step leaves
 #
-# The cascade in numbers: hundreds of windows pass P-Net; R-Net throws away almost all of them;
-# O-Net sees a handful.
+# The cascade in numbers (`trace.counts()`), and in one sentence printed from them:
 
 # %%
 print(f"{'step':34s} boxes")
 for step, count in trace.counts():
     print(f"{step:34s} {count:5d}")
+n_rnet, n_rnet_passed = len(trace.rnet_input), len(trace.rnet_passed)
+print(f"{sum(len(b) for b in trace.level_candidates)} windows passed P-Net; R-Net kept {n_rnet_passed} of its "
+      f"{n_rnet} crops ({100 * n_rnet_passed / max(n_rnet, 1):.0f}%); O-Net saw {len(trace.onet_input)}.")
 plot_counts(trace, save=OUT / "counts.png")
 
 # %% [markdown]
@@ -233,7 +239,7 @@ plot_faces(image, faces, save=OUT / "faces.png")
 # overview figure (`plot_stages`).
 
 # %%
-astronaut = skimage.data.astronaut()
+astronaut = _tutorial.astronaut()       # (512, 512, 3) uint8 RGB
 faces_astro, trace_astro = det.detect(astronaut, trace=True)
 print(f"{len(faces_astro)} face(s);", ", ".join(f"{step}: {n}" for step, n in trace_astro.counts()))
 plot_stages(trace_astro, save=OUT / "astronaut_stages.png")
@@ -256,7 +262,10 @@ print("figures written to", OUT)
 #    *Hint:* the "left eye" is the one on the left side of the image.
 # 5. **Why square?** Resize a tall (non-square) box to 24 x 24 without `make_square` and look at
 #    the crop. What would R-Net see? *Hint:* `crop_and_resize(image_chw, box, 24)` with
-#    `box = [[200, 100, 300, 300]]`; the face gets squashed horizontally.
-# 6. **Border crops.** A box that hangs over the image border is clipped, not zero-padded
-#    (SPEC B.3 step 10, E.4). Find such a box in `trace.rnet_input` and look at its crop.
+#    `box = [[200, 100, 300, 300]]` (100 px wide, 200 px tall): the width shrinks by 24/100
+#    but the height by 24/200, so the face is squashed vertically, to half its height
+#    relative to its width: short and wide.
+# 6. **Border crops.** A box that hangs over the image border is clipped to the image, as the
+#    reference Python port does (the released MATLAB code zero-pads it instead; see
+#    `pipeline.boxes.crop_windows`). Find such a box in `trace.rnet_input` and look at its crop.
 #    *Hint:* look for `x1 < 0` or `y2 > H`.

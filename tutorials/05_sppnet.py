@@ -13,24 +13,27 @@
 #
 # MTCNN's later stages, like R-CNN before them, **crop** every candidate box out of the
 # image, resize it to a fixed size and run a net on each crop. When candidates overlap, the
-# same pixels go through the same convolutions again and again. SPPNet (He et al., 2014)
-# removes the repetition:
+# same pixels go through the same convolutions again and again. SPPNet (He, Zhang, Ren, Sun,
+# "Spatial Pyramid Pooling in Deep Convolutional Networks for Visual Recognition", ECCV 2014 /
+# TPAMI 2015) removes the repetition:
 #
 # 1. run the convolutional layers **once** on the whole image;
-# 2. **map** each candidate box from image pixels onto the feature map (SPEC C.2);
+# 2. **map** each candidate box from image pixels onto the feature map (the paper's
+#    Appendix A, "Mapping a window to feature maps"; section 5.1);
 # 3. **spatial pyramid pooling** turns that region, whatever its size, into a vector of fixed
-#    length (SPEC C.1), which a fully connected layer can take.
+#    length (the paper's section 2.3 and Appendix A; section 5.2), which a fully connected
+#    layer can take.
 #
 # You will work out step 2 by hand, draw the bins of step 3, and then time both approaches
 # on the candidate boxes that P-Net proposes for a real photo, using P-Net's own
-# convolutional trunk as the feature extractor.
+# convolutional trunk as the feature extractor. The photo is scikit-image's astronaut:
+# `python -m pip install scikit-image` if you do not have it.
 
 # %%
 import inspect
 import time
 
 import numpy as np
-import skimage.data
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -72,9 +75,10 @@ QUICK = _tutorial.QUICK
 #
 # The region is columns 4..12 and rows 3..8 of the feature map: 9 x 6 cells.
 #
-# Two guards (SPEC C.2): a window smaller than S can map to right < left (no centre falls
-# inside it); then we use the single cell whose centre is nearest the window's centre. And the
-# result is clamped to the map, since candidate boxes may hang over the image border.
+# Two guards of our own (the paper's rule has none): a window smaller than S can map to
+# right < left (no centre falls inside it); then we use the single cell whose centre is nearest
+# the window's centre. And the result is clamped to the map, since candidate boxes may hang
+# over the image border.
 #
 # The mapping lives in `pipeline.roi.box_to_cells`; here is its code, line for line the rule
 # above:
@@ -114,12 +118,13 @@ _tutorial.save(fig, OUT / "box_mapping.png")
 
 # %% [markdown]
 # **P-Net has no padding.** Its convolutions are "valid", so cell 0's receptive field is the
-# window [0, 12) and its centre is at 6, not 0. SPEC C.2 says: add the offset. Cell c of P-Net's
-# trunk covers image pixels [2c, 2c + 12) and is centred at 2c + 6, so the offset is 6.
+# window [0, 12) and its centre is at 6, not 0. The paper's appendix covers this case: when the
+# padding is not floor(p/2), add an offset to x before dividing. Cell c of P-Net's trunk covers
+# image pixels [2c, 2c + 12) and is centred at 2c + 6, so the offset is 6.
 #
-# We can get the 6 from SPEC C.3's recurrence for the centre of the first cell,
-# `c_l = c_{l-1} + ((k - 1)/2 - pad) * j_{l-1}` with `j` the running stride and `c_0 = 0.5`
-# (the centre of pixel 0, which covers [0, 1)). Tutorial 3 works through the whole table.
+# We can get the 6 from the receptive-field recurrence for the centre of the first cell
+# (tutorial 3, section 3.1), `c_l = c_{l-1} + ((k - 1)/2 - pad) * j_{l-1}` with `j` the
+# running stride and `c_0 = 0.5` (the centre of pixel 0, which covers [0, 1)).
 
 # %%
 PNET_TRUNK = [("conv1", 3, 1), ("pool1", 2, 2), ("conv2", 3, 1), ("conv3", 3, 1)]  # (name, kernel, stride)
@@ -165,7 +170,8 @@ print("1000 random boxes: first/last cells inside, their neighbours outside")
 # C * (16 + 4 + 1) = 21 C numbers.
 #
 # Bin i of n along an axis of L cells covers `[floor(i*L/n), ceil((i+1)*L/n))`: round the start
-# down and the end up (SPEC C.1). For L = 5 cells and n = 4 bins:
+# down and the end up (the bin boundaries of the paper's Appendix A and its released code).
+# For L = 5 cells and n = 4 bins:
 #
 # ```
 # i = 0: [floor(0/4), ceil( 5/4)) = [0, 2)
@@ -262,7 +268,7 @@ for shape in [(5, 7), (3, 3), (1, 1), (12, 20), (29, 29)]:
 # as with the cropped ones, and much faster.)
 
 # %%
-image = skimage.data.astronaut()                       # (512, 512, 3) uint8 RGB
+image = _tutorial.astronaut()                          # (512, 512, 3) uint8 RGB
 detector = MTCNNDetector()
 faces, trace = detector.detect(image, trace=True)
 candidates = trace.pnet_output.boxes                   # (K, 4) x1, y1, x2, y2, image pixels
@@ -307,8 +313,11 @@ def pool_per_crop(maps):
     return np.concatenate([spp_forward(m, LEVELS)[0] for m in maps])
 
 
-shared = pool_shared(conv_shared(), candidates)
-per_crop = pool_per_crop(conv_per_crop(crops_of(candidates)))
+fmap_once = conv_shared()
+crop_maps = conv_per_crop(crops_of(candidates))
+shared = pool_shared(fmap_once, candidates)
+per_crop = pool_per_crop(crop_maps)
+FMAP_HW, CROP_MAP_HW = fmap_once.shape[2:], crop_maps[0].shape[2:]   # (251, 251) and (19, 19)
 print("shared:", shared.shape, " per crop:", per_crop.shape)
 
 # %% [markdown]
@@ -356,19 +365,43 @@ print(f"pixels through the trunk: per candidate {len(candidates) * CROP * CROP:,
       f"(ratio {len(candidates) * CROP * CROP / image_pixels:.2f})")
 
 # %% [markdown]
-# What the table says:
+# What the table says. The sentences below are printed from this run's measurements (yours
+# will differ with the machine and its load); the reasons behind them are these:
 #
 # * **Convolution** is where the two paths differ. The per-candidate path pushes K crops of
 #   48 x 48 pixels through the trunk; the shared path pushes the image once. The ratio of those
-#   pixel counts (printed last) is the ratio of convolution arithmetic: here only around 1.3,
-#   because there are only ~150 candidates, most of them small, on a 512 x 512 image. The
-#   per-candidate path also pays Python and NumPy overhead for seven small layers K times
-#   instead of once. Still, the two convolution times come out close.
-# * **Pooling** costs the same on both paths: one SPP per box either way. Even gathered level
-#   by level (`spp_forward`; `spp_forward_naive` loops over the 21 bins), one small SPP call
-#   costs about as much as P-Net's tiny trunk on a crop.
-#
-# So with ~150 candidates, sharing saves little. SPPNet was designed for the regime of R-CNN:
+#   pixel counts is the ratio of convolution arithmetic. The per-candidate path also pays Python
+#   and NumPy overhead for seven small layers K times instead of once, so its convolution time
+#   is larger than the pixel ratio alone predicts.
+# * **Pooling** does not get cheaper by sharing: it is one SPP call per box on either path, and
+#   the regions differ in size. A crop's map is always 19 x 19 cells; a shared region is the box
+#   at the image's own resolution, 1 cell per 2 pixels, so a box wider than about 38 px gives a
+#   bigger region than its crop does.
+# * **Cropping and resizing** costs the per-candidate path extra; the shared path has no such step.
+
+# %%
+def explain(t, boxes):
+    """Print what the timings of `time_both` say, from the numbers themselves."""
+    pixel_ratio = len(boxes) * CROP * CROP / image_pixels
+    cells = box_to_cells(boxes, PNET_STRIDE, PNET_OFFSET, *FMAP_HW)
+    region_cells = (cells[:, 2] - cells[:, 0] + 1) * (cells[:, 3] - cells[:, 1] + 1)
+    crop_cells = CROP_MAP_HW[0] * CROP_MAP_HW[1]
+    print(f"* Convolution: per candidate {t['crop conv'] / t['shared conv']:.1f}x as long as shared, for "
+          f"{pixel_ratio:.2f}x the pixels.")
+    print(f"* Pooling: {t['crop pool']:.3f} s per candidate vs {t['shared pool']:.3f} s shared "
+          f"({t['shared pool'] / t['crop pool']:.2f}x); shared regions hold {region_cells.mean():.0f} cells on "
+          f"average, a crop's map {crop_cells}.")
+    print(f"* Crop + resize: {t['crop resize']:.3f} s, {100 * t['crop resize'] / t['crop total']:.0f}% of the "
+          f"per-candidate total.")
+    print(f"* Total: shared is {t['crop total'] / t['shared total']:.1f}x faster; pooling is "
+          f"{100 * t['shared pool'] / t['shared total']:.0f}% of the shared path's time.")
+
+
+explain(times, candidates)
+
+# %% [markdown]
+# With only the default candidates, most of them small, on a 512 x 512 image, the pixel ratio
+# is small, so sharing saves less than it could. SPPNet was designed for the regime of R-CNN:
 # about **2,000** candidate windows per image. We can get that many *real* candidates here by
 # lowering P-Net's threshold from 0.6 to 0.05 (stage 1 only), and time both paths on the
 # first K of them:
@@ -380,14 +413,15 @@ fractions = (0.25, 1.0) if QUICK else (0.0625, 0.125, 0.25, 0.5, 1.0)
 sweep = [time_both(many[: max(1, int(f * len(many)))], 1) for f in fractions]
 print(f"{len(many)} candidates at P-Net threshold 0.05\n")
 print_times(sweep[-1])
+explain(sweep[-1], many[: sweep[-1]["K"]])
 
 # %% [markdown]
-# With ~2,000 candidates the picture changes. The crops now hold many times the image's pixels,
-# and the shared convolution is more than an order of magnitude cheaper than the per-candidate
-# one: that is SPPNet's saving (the paper reports 24-102x over R-CNN, whose convolutions were
-# almost all of its cost). The *total* speed-up here is smaller because our pooling step, the
-# same on both paths, is a large share of the work. This is Amdahl's law: speeding up one part
-# helps only as much as that part's share of the total (exercise 3).
+# With about 2,000 candidates the crops hold many times the image's pixels, and the printed
+# convolution ratio grows with them: that is SPPNet's saving (the paper reports 24-102x over
+# R-CNN, whose convolutions were almost all of its cost). The *total* speed-up is smaller than
+# the convolution's whenever pooling, which sharing does not make cheaper, is a large share of
+# the shared path's time (printed above). This is Amdahl's law: speeding up one part helps
+# only as much as that part's share of the total (exercise 3).
 #
 # The figure: the candidate boxes, the one shared feature map with the mapped regions of the six
 # best candidates, and the time of each path against the number of candidates K. The
@@ -408,7 +442,7 @@ ax_map.imshow(fmap[0, channel], cmap="viridis", interpolation="nearest")
 for left, top, right, bottom in box_to_cells(candidates[some], PNET_STRIDE, PNET_OFFSET, *fmap.shape[2:]):
     ax_map.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
                                edgecolor="lime", linewidth=1.2))
-ax_map.set_title(f"trunk output, channel {channel} of 32 ({fmap.shape[2]} x {fmap.shape[3]} cells),\n"
+ax_map.set_title(f"trunk output, channel {channel} of 32 ({fmap.shape[3]} x {fmap.shape[2]} cells),\n"
                  "computed once; mapped regions of the 6 best candidates", fontsize=10)
 ax_map.axis("off")
 

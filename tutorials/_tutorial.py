@@ -1,4 +1,4 @@
-"""Set-up shared by the tutorials. Not a lesson: it only answers three practical questions.
+"""Set-up shared by the tutorials. Not a lesson: it only answers four practical questions.
 
 * Can the tutorial import the project?  Importing this module puts the repository root on
   ``sys.path``, so ``from layers import ...`` works whether a tutorial is run as a script
@@ -7,6 +7,10 @@
   FACECASCADE_TUTORIAL_OUT, else ``tutorial-output/<name>/`` under the current directory.
 * How long may it run?  ``QUICK`` is True when FACECASCADE_QUICK=1: the tutorials then repeat
   their timing loops fewer times (every step still runs). The test suite uses it.
+* Where is the second photo?  ``astronaut()``: scikit-image's astronaut (512 x 512 px), which
+  tutorials 3 to 5 use. scikit-image is not needed by the detector, so it is an extra
+  install: ``python -m pip install scikit-image`` (or ``python -m pip install -e ".[test]"``,
+  which also installs the test tools).
 
 Figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``), which
 needs no display and no global state, so nothing here ever calls ``plt.show()``.
@@ -38,6 +42,18 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"figure written to {path}")
     return path
+
+
+def astronaut():
+    """scikit-image's astronaut photo, (512, 512, 3) uint8 RGB; a clear message if scikit-image
+    is not installed."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise SystemExit("This tutorial uses scikit-image's astronaut photo. Install scikit-image with\n"
+                         "    python -m pip install scikit-image\n"
+                         "(or python -m pip install -e \".[test]\" from the repository root), then run it again.") from None
+    return skimage.data.astronaut()
 
 
 def best_time(fn, repeat: int) -> float:

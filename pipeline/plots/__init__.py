@@ -15,7 +15,8 @@ own figure.
 Images are drawn with ``extent=(0, W, H, 0)``, so that pixel (row r, col c) covers the unit
 square [c, c+1) x [r, r+1), exactly the box convention of `pipeline.boxes`: a box
 x1, y1, x2, y2 is drawn as the rectangle with corners (x1, y1) and (x2, y2), no half-pixel
-shift. Colours are the same everywhere: boxes that are kept in lime, rejected ones in red,
+shift. Sizes are written W x H (width first, as images are usually described), in pixels
+("px") for images and in cells for feature maps. Colours are the same everywhere: boxes that are kept in lime, rejected ones in red,
 landmarks as cyan points.
 
 The functions live in four small modules: `images` (boxes on images, number grids),
@@ -23,7 +24,8 @@ The functions live in four small modules: `images` (boxes on images, number grid
 """
 
 from .common import DPI, KEPT_COLOR, LANDMARK_COLOR, REJECTED_COLOR
-from .detection import passed_mask, plot_counts, plot_heatmaps, plot_nms, plot_pyramid, plot_stage, plot_stages
+from .detection import (passed_mask, plot_counts, plot_heatmaps, plot_nms, plot_pyramid, plot_stage, plot_stages,
+                        strongest_level)
 from .images import draw_boxes, draw_number_grid, plot_boxes, plot_faces, plot_receptive_fields
 from .nets import feature_maps, plot_feature_maps, plot_filters
 from .training import plot_roc, plot_training_curves
@@ -31,4 +33,4 @@ from .training import plot_roc, plot_training_curves
 __all__ = ["DPI", "KEPT_COLOR", "LANDMARK_COLOR", "REJECTED_COLOR", "draw_boxes", "draw_number_grid", "feature_maps",
            "passed_mask", "plot_boxes", "plot_counts", "plot_faces", "plot_feature_maps", "plot_filters",
            "plot_heatmaps", "plot_nms", "plot_pyramid", "plot_receptive_fields", "plot_roc", "plot_stage",
-           "plot_stages", "plot_training_curves"]
+           "plot_stages", "plot_training_curves", "strongest_level"]

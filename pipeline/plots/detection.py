@@ -9,7 +9,7 @@ from ..images import to_chw_float
 from ..pyramid import scaled_size
 from ..resize import resize_area
 from .common import (
-    HEATMAP_CMAP, KEPT_COLOR, MAX_LABELS, REJECTED_COLOR, STAGES, as_boxes, check_image, concat_boxes,
+    HEATMAP_CMAP, KEPT_COLOR, REJECTED_COLOR, STAGES, as_boxes, check_image, concat_boxes,
     figure_and_axes, finish, grid, plural, rows_in, show_image)
 from .images import draw_boxes
 
@@ -20,12 +20,12 @@ def plot_pyramid(trace, save=None):
     trace: `pipeline.mtcnn.Trace` (uses trace.image (H, W, 3) uint8 and trace.scales).
     Each level is trace.image resized by area averaging to ``scaled_size(H, W, scale)``, as
     the detector does; every panel has the axes of level 0, so smaller levels look smaller.
-    Titles give the scale and the level size h x w in pixels. One row, or rows of 5.
+    Titles give the scale and the level size as W x H pixels. One row, or rows of 5.
     Returns the Figure (a single message panel if the image had no levels).
     """
     image = check_image(trace.image)
     if not trace.scales:
-        return finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
+        return finish(_message_figure(_no_levels(trace)), save)
     height, width = image.shape[:2]
     image_chw = to_chw_float(image)
     fig, axes = grid(len(trace.scales), height_ratio=1.1)
@@ -39,9 +39,9 @@ def plot_pyramid(trace, save=None):
         ax.set_ylim(first[0], 0)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"level {k}: scale {scale:.3f}\n{h} x {w} px", fontsize=9)
+        ax.set_title(f"level {k}: scale {scale:.3f}\n{w} x {h} px", fontsize=9)
     fig.suptitle(f"image pyramid: {plural(len(trace.scales), 'level')} "
-                 f"(image {height} x {width} px)")
+                 f"(image {width} x {height} px, W x H)")
     return finish(fig, save)
 
 
@@ -54,6 +54,13 @@ def _message_figure(message: str) -> Figure:
     return fig
 
 
+def stage_threshold(trace, stage: int, default: float) -> float:
+    """The threshold the detector used for stage 0, 1 or 2, as recorded in trace.thresholds,
+    else ``default`` (a trace from a detector that does not record it)."""
+    thresholds = tuple(getattr(trace, "thresholds", ()) or ())
+    return float(thresholds[stage]) if len(thresholds) > stage else default
+
+
 def _draw_heatmap(ax, prob: np.ndarray, level: int, scale: float, threshold: float):
     """One P-Net face map (OH, OW) in 0..1 with its title; returns the AxesImage."""
     prob = np.asarray(prob)
@@ -61,29 +68,37 @@ def _draw_heatmap(ax, prob: np.ndarray, level: int, scale: float, threshold: flo
     ax.set_xticks([])
     ax.set_yticks([])
     hits = int(np.count_nonzero(prob >= threshold))
-    ax.set_title(f"level {level}: scale {scale:.3f}, {prob.shape[0]} x {prob.shape[1]} cells\n"
+    ax.set_title(f"level {level}: scale {scale:.3f}, {prob.shape[1]} x {prob.shape[0]} cells\n"
                  f"{plural(hits, 'cell')} \u2265 {threshold:g}", fontsize=9)
     return im
 
 
-def plot_heatmaps(trace, save=None, max_levels=None, threshold=0.6):
+def plot_heatmaps(trace, save=None, max_levels=None, threshold=None):
     """P-Net's face probability map of each pyramid level, one panel per level.
 
     trace: `pipeline.mtcnn.Trace`; trace.prob_maps[i] is (OH, OW) float in 0..1, cell (r, c)
     = the 12 x 12 level window at (2c, 2r). All panels share the colour scale 0..1 and one
-    colourbar; titles give the scale, the map size and the number of cells >= threshold
-    (P-Net's threshold, default 0.6: those cells become candidate boxes).
-    max_levels: show only the first (largest) levels. Returns the Figure.
+    colourbar; titles give the scale, the map size (W x H cells) and the number of cells >=
+    threshold: by default the stage-1 threshold the detector used (trace.thresholds[0]), so
+    the count is the number of candidate boxes of that level; pass a number to count against
+    another. max_levels: show only the first (largest) levels. Returns the Figure.
     """
+    threshold = stage_threshold(trace, 0, 0.6) if threshold is None else threshold
     maps = list(trace.prob_maps)[:max_levels]
     if not maps:
-        return finish(_message_figure("no pyramid levels: the image is under 12 pixels"), save)
+        return finish(_message_figure(_no_levels(trace)), save)
     fig, axes = grid(len(maps), height_ratio=1.05)
     images = [_draw_heatmap(ax, prob, k, scale, threshold)
               for k, (ax, prob, scale) in enumerate(zip(axes, maps, trace.scales))]
     fig.colorbar(images[0], ax=axes, label=f"{trace.stage_names[0]} face probability", shrink=0.8)
     fig.suptitle(f"{trace.stage_names[0]} face maps, {plural(len(maps), 'level')}")
     return finish(fig, save)
+
+
+def _no_levels(trace) -> str:
+    """Why a trace has no pyramid level: the detector's note, or the general reason."""
+    notes = list(getattr(trace, "notes", []) or [])
+    return notes[0] if notes else "no pyramid levels: the image is smaller than the smallest face searched for"
 
 
 def _image_panel(ax, image, boxes, scores=None, landmarks=None, title="", color=KEPT_COLOR,
@@ -131,14 +146,19 @@ def passed_mask(trace, stage: str, threshold=None) -> np.ndarray:
     """Which boxes entering a stage passed its threshold.
 
     trace: `pipeline.mtcnn.Trace`; stage: "rnet" or "onet"; threshold: None to read the
-    answer from the trace (an input box passed if the same coordinates are in
-    ``trace.<stage>_passed``, right whatever thresholds the detector used), or a probability
-    to split by score > threshold instead. Returns (N,) bool over ``trace.<stage>_input``.
+    answer from the trace (``trace.<stage>_passed_mask``, recorded by the detector with the
+    threshold it used), or a probability to split by score > threshold instead.
+    Returns (N,) bool over ``trace.<stage>_input``. A trace without the recorded mask (from a
+    detector that does not record it) falls back to looking up each input box among
+    ``trace.<stage>_passed``.
     """
     entering, passed, _ = _stage_boxes(trace, stage)
-    if threshold is None:
-        return rows_in(as_boxes(entering.boxes), as_boxes(passed.boxes))
-    return np.asarray(entering.scores, dtype=np.float64) > threshold
+    if threshold is not None:
+        return np.asarray(entering.scores, dtype=np.float64) > threshold
+    recorded = getattr(trace, f"{stage}_passed_mask", None)
+    if recorded is not None and len(recorded) == len(entering):
+        return np.asarray(recorded, dtype=bool)
+    return rows_in(as_boxes(entering.boxes), as_boxes(passed.boxes))
 
 
 def plot_stage(trace, stage, save=None, threshold=None):
@@ -151,8 +171,8 @@ def plot_stage(trace, stage, save=None, threshold=None):
     (0.7 is the detector's default; see `passed_mask`). Right panel: the stage's output
     (trace.rnet_output: after NMS, regressed and squared for O-Net; trace.onet_output: the
     final faces, with trace.landmarks (K, 5, 2)). One Rectangle per box in each panel; scores
-    are written on a panel's lime boxes only if it has at most MAX_LABELS of them (more
-    would overlap). Returns the Figure.
+    are written on the lime boxes, best first, leaving out labels that would cover one
+    already written (see `draw_boxes`). Returns the Figure.
     """
     image = check_image(trace.image)
     entering, _, output = _stage_boxes(trace, stage)
@@ -166,36 +186,53 @@ def plot_stage(trace, stage, save=None, threshold=None):
     left, right = fig.subplots(1, 2)
     show_image(left, image)
     draw_boxes(left, boxes[~kept], color=REJECTED_COLOR, linewidth=0.8)
-    draw_boxes(left, boxes[kept], scores[kept], color=KEPT_COLOR,
-               label_scores=kept.sum() <= MAX_LABELS)
-    rule = "passed" if threshold is None else f"score > {threshold:g}"
+    draw_boxes(left, boxes[kept], scores[kept], color=KEPT_COLOR)
+    used = stage_threshold(trace, index, None)
+    if threshold is not None:
+        rule = f"score > {threshold:g}"
+    else:
+        rule = f"passed threshold {used:g}" if used is not None else "passed"
     left.set_title(f"{name} input: {len(boxes)} boxes\n"
                    f"{int(kept.sum())} {rule} (lime), {int((~kept).sum())} rejected (red)",
                    fontsize=10)
     landmarks = trace.landmarks if stage == "onet" else None
     what = "final faces" if stage == "onet" else "after NMS, regressed, squared"
     _image_panel(right, image, as_boxes(output.boxes), output.scores, landmarks,
-                 title=f"{name} output ({what}): {plural(len(output), 'box', 'boxes')}",
-                 label_scores=len(output) <= MAX_LABELS)
-    fig.suptitle(f"{name} on {crop} x {crop} crops")
+                 title=f"{name} output ({what}): {plural(len(output), 'box', 'boxes')}")
+    fig.suptitle(f"{name} on {crop} x {crop} px crops")
     return finish(fig, save)
 
 
-def plot_stages(trace, save=None, threshold=0.6):
+def strongest_level(trace) -> int:
+    """Index of the pyramid level whose face map has the highest probability (0 if none)."""
+    if not trace.prob_maps:
+        return 0
+    return int(np.argmax([np.max(prob) if np.size(prob) else -1.0 for prob in trace.prob_maps]))
+
+
+def plot_stages(trace, save=None, threshold=None, level=None):
     """Overview of the whole cascade in a 2 x 2 figure, for the README and demos.
 
-    trace: `pipeline.mtcnn.Trace`. Panels: P-Net's face map of pyramid level 0 (0..1, cells
-    >= threshold counted in the title); P-Net boxes after NMS across levels; R-Net's output;
-    O-Net's output (the final faces) with scores and landmarks. Returns the Figure.
+    trace: `pipeline.mtcnn.Trace`. Panels: the stage-1 face map of one pyramid level, by
+    default the level with the strongest response (`strongest_level`), where a face lights
+    up, or the level given as ``level``; its title counts the cells >= threshold (default:
+    the stage-1 threshold the detector used, trace.thresholds[0]). Then the stage-1 boxes
+    after NMS; the stage-2 output; the final faces with scores and landmarks.
+    Returns the Figure.
     """
     image = check_image(trace.image)
+    threshold = stage_threshold(trace, 0, 0.6) if threshold is None else threshold
+    chosen = strongest_level(trace) if level is None else level
+    if trace.prob_maps and not 0 <= chosen < len(trace.prob_maps):
+        raise ValueError(f"level must be a pyramid level 0..{len(trace.prob_maps) - 1}; got {level!r}")
     height, width = image.shape[:2]
     fig = Figure(figsize=(9.0, 9.0 * height / width + 0.8), layout="constrained")
     (heat, pnet), (rnet, onet) = fig.subplots(2, 2)
     first, second, third = trace.stage_names
     if trace.prob_maps:
-        im = _draw_heatmap(heat, trace.prob_maps[0], 0, trace.scales[0], threshold)
-        heat.set_title(f"1. {first} face map\n" + heat.get_title(), fontsize=10)
+        im = _draw_heatmap(heat, trace.prob_maps[chosen], chosen, trace.scales[chosen], threshold)
+        which = "strongest level" if level is None else "level"
+        heat.set_title(f"1. {first} face map ({which})\n" + heat.get_title(), fontsize=10)
         fig.colorbar(im, ax=heat, shrink=0.8)
     else:
         heat.set_axis_off()

@@ -10,15 +10,20 @@ from .common import (
     image_figsize, plural, show_image)
 
 
+LABEL_FONTSIZE = 8  # points; score labels smaller than this are hard to read on a saved figure
+
+
 def draw_boxes(ax, boxes, scores=None, landmarks=None, color=KEPT_COLOR, label_scores=True,
                linewidth=1.5):
     """Draw boxes onto an existing Axes whose data coordinates are image pixels.
 
     ax: a matplotlib Axes showing the image (e.g. after `plot_boxes` or ``ax.imshow``);
     boxes: (N, 4) float x1, y1, x2, y2 in pixels of the original image (N may be 0);
-    scores: optional (N,) face probabilities, written at each box's top-left corner when
-    label_scores is True; landmarks: optional (K, 5, 2) (x, y) pixels, drawn as one scatter
-    of cyan points (one collection for all faces); color: the rectangles' edge colour.
+    scores: optional (N,) face probabilities, written just above each box's top-left corner
+    when label_scores is True, best score first; a label that would cover one already
+    written is left out, so the labels stay readable however many boxes overlap;
+    landmarks: optional (K, 5, 2) (x, y) pixels, drawn as one scatter of cyan points (one
+    collection for all faces); color: the rectangles' edge colour.
     Adds exactly one `matplotlib.patches.Rectangle` per box to ``ax.patches``.
     Returns ax.
     """
@@ -28,19 +33,35 @@ def draw_boxes(ax, boxes, scores=None, landmarks=None, color=KEPT_COLOR, label_s
         if len(scores) != len(boxes):
             raise ValueError(f"scores must have shape ({len(boxes)},) to match the boxes; "
                              f"got shape {scores.shape}")
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
+    for x1, y1, x2, y2 in boxes:
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color,
                                linewidth=linewidth))
-        if scores is not None and label_scores:
-            ax.text(x1, y1, f"{scores[i]:.2f}", color="black", fontsize=7, va="bottom",
-                    ha="left", clip_on=True,
-                    bbox=dict(facecolor=color, edgecolor="none", alpha=0.7, pad=1))
+    if scores is not None and label_scores:
+        for i in _labels_that_fit(ax, boxes, scores):
+            ax.text(boxes[i, 0], boxes[i, 1], f"{scores[i]:.2f}", color="black", fontsize=LABEL_FONTSIZE,
+                    va="bottom", ha="left", clip_on=True,
+                    bbox=dict(facecolor=color, edgecolor="none", alpha=0.8, pad=1))
     if landmarks is not None:
         points = as_points(landmarks)
         if len(points):
             ax.scatter(points[:, 0], points[:, 1], s=14, c=LANDMARK_COLOR, edgecolors="black",
                        linewidths=0.5, zorder=3)
     return ax
+
+
+def _labels_that_fit(ax, boxes: np.ndarray, scores: np.ndarray) -> list[int]:
+    """Indices of the boxes whose score label gets written: best score first, skipping a label
+    whose rectangle (about 4 characters of LABEL_FONTSIZE, above the box's top-left corner)
+    would overlap one already placed. Sizes are measured in display pixels of the figure."""
+    dpi = ax.figure.dpi
+    width, height = 2.8 * LABEL_FONTSIZE * dpi / 72, 1.5 * LABEL_FONTSIZE * dpi / 72  # "0.99" and its padding
+    corners = ax.transData.transform(boxes[:, :2]) if len(boxes) else np.zeros((0, 2))
+    placed: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        x, y = corners[i]
+        if all(abs(x - corners[j, 0]) >= width or abs(y - corners[j, 1]) >= height for j in placed):
+            placed.append(int(i))
+    return placed
 
 
 def plot_boxes(image, boxes, scores=None, landmarks=None, save=None, ax=None, title=None,

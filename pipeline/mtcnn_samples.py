@@ -1,0 +1,298 @@
+"""The training samples of MTCNN's three nets, made from the face records and cached.
+
+MTCNN (Zhang et al., IEEE SPL 2016) trains each net on four kinds of square windows, told
+apart by their overlap (IoU) with the face box (the MTCNN-convention box of `face_split`):
+
+    negative   IoU < 0.3            face label 0                       (kind 0)
+    positive   IoU > 0.65           face label 1 and the box offsets   (kind 1)
+    part       0.4 <= IoU <= 0.65   the box offsets only               (kind 2)
+    landmark   IoU > 0.65           the five points only               (kind 3)
+
+in the ratio 3 : 1 : 1 : 2 (`MTCNNSampleCounts`, per face). The loss that reads these labels
+is `pipeline.multitask`.
+
+* Positives and parts: squares drawn about each training face (`windows_around`: side from
+  0.8 x its shorter to 1.25 x its longer edge, centre moved by up to 0.2 of its width and
+  height) and put on whole pixels (`snap_to_pixels`, so that the crop is exactly the window),
+  labelled by IoU (`label_windows`), each with its 4 regression offsets
+  (`regression_targets`): the corner offsets of the released models, normalized by the
+  window side, so that `pipeline.boxes.apply_regression(window, offsets)` is the face box.
+* Landmark samples: windows about the face with IoU > 0.65, cut from the photo turned by a
+  small random angle about the face centre (`rotate_image`), with the points turned the same
+  way (`rotate_points`) and given as fractions of the window (`landmark_targets`); a sample
+  whose points do not all fall inside the window is dropped. Left-right mirroring is left to
+  training time (`pipeline.multitask.mirror_landmarks`).
+* Negatives: windows of the face photo away from the face (`windows_away_from`) and random
+  windows of the face-free photos (`random_negatives`).
+* Colour: everything cut from the face photos is turned gray as often as a face-free photo is
+  gray, the rest colour-jittered (`match_colour`), exactly as for Cascade-CNN's samples.
+
+Windows around a face must lie inside its photo: a window hanging over the border would be
+clipped when cut, and the crop would no longer be the window the offsets are measured in.
+
+Splits and photo lists are those of `pipeline.cascade_samples`; a set is cached as
+``<out>/samples/<net>-<split>.npz`` (`pipeline.training.load_or_build`). The hard examples of
+R-Net and O-Net (windows that the trained earlier stages let through) are not made here: these
+sets are made from the annotations alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nets import ONET_SIZE, PNET_SIZE, RNET_SIZE
+
+from .boxes import pairwise_overlap
+from .cascade_samples import _faces_and_photos, negative_photos, random_negatives
+from .images import load_image
+from .multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE
+from .samples import NEGATIVE_IOU, POSITIVE_IOU, cut, gray_share, match_colour, windows_away_from
+from .training import SampleSet, load_or_build
+
+PART_IOU = 0.4  # parts overlap the face with PART_IOU <= IoU <= POSITIVE_IOU
+SAMPLE_SIZES = {"pnet": PNET_SIZE, "rnet": RNET_SIZE, "onet": ONET_SIZE}
+UNLABELLED = -1  # label_windows: a window with 0.3 <= IoU < 0.4, which MTCNN does not use
+
+
+@dataclass
+class MTCNNSampleCounts:
+    """How many samples to make per face. The defaults give negatives : positives : parts :
+    landmarks = (1 + 2) : 1 : 1 : 2, the paper's 3 : 1 : 1 : 2 (see `mix`).
+
+    positives_per_face, parts_per_face, landmarks_per_face: windows of each kind per face
+    (fewer when the candidates hold fewer); face_negatives_per_face: windows of the face photo
+    with IoU < 0.3; photo_negatives_per_face: random windows of the face-free photos, per face
+    (spread evenly over the photos); candidates_per_face: squares drawn about each face to find
+    the positives, parts and landmark windows among (about a quarter are positives);
+    max_rotation: landmark samples are turned by an angle uniform in +-max_rotation degrees;
+    max_faces, max_photos: use only the first faces / face-free photos (quick runs).
+    """
+
+    positives_per_face: int = 1
+    parts_per_face: int = 1
+    landmarks_per_face: int = 2
+    face_negatives_per_face: int = 1
+    photo_negatives_per_face: int = 2
+    candidates_per_face: int = 20
+    max_rotation: float = 5.0
+    max_faces: int | None = None
+    max_photos: int | None = None
+
+    def mix(self) -> tuple[int, int, int, int]:
+        """(negatives, positives, parts, landmarks) asked for per face."""
+        return (self.face_negatives_per_face + self.photo_negatives_per_face, self.positives_per_face,
+                self.parts_per_face, self.landmarks_per_face)
+
+
+# ---------------------------------------------------------------- windows and their labels
+
+def windows_around(rng: np.random.Generator, box, count: int, min_scale: float = 0.8, max_scale: float = 1.25,
+                   max_shift: float = 0.2) -> np.ndarray:
+    """``count`` random squares about a face box.
+
+    box: (4,) x1, y1, x2, y2 in pixels, w = x2 - x1, h = y2 - y1. Each side is uniform in
+    [min_scale * min(w, h), max_scale * max(w, h)]; each centre is the box centre moved by
+    uniform amounts in +-max_shift * w and +-max_shift * h. Returns (count, 4) float64 squares.
+    """
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64)
+    w, h = x2 - x1, y2 - y1
+    side = rng.uniform(min_scale * min(w, h), max_scale * max(w, h), count)
+    cx = (x1 + x2) / 2 + rng.uniform(-max_shift, max_shift, count) * w
+    cy = (y1 + y2) / 2 + rng.uniform(-max_shift, max_shift, count) * h
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+
+
+def snap_to_pixels(windows) -> np.ndarray:
+    """Squares on whole pixels: x1, y1 rounded down, the side rounded to the nearest whole
+    number (at least 1). windows: (N, 4) squares. Returns (N, 4) float64.
+
+    `cut` crops whole pixels (it truncates the corners), so a window off the pixel grid would
+    be cut up to a pixel away from where its targets are measured; on the grid, the crop is
+    the window exactly.
+    """
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    side = np.maximum(np.rint(windows[:, 2] - windows[:, 0]), 1)
+    x1, y1 = np.floor(windows[:, 0]), np.floor(windows[:, 1])
+    return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+
+
+def inside(windows, width: int, height: int) -> np.ndarray:
+    """(N,) bool: which windows (N, 4) lie wholly inside a width x height image."""
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    return ((windows[:, 0] >= 0) & (windows[:, 1] >= 0) & (windows[:, 2] <= width) & (windows[:, 3] <= height))
+
+
+def label_windows(windows, box) -> tuple[np.ndarray, np.ndarray]:
+    """The kind of each window by its IoU with the face box.
+
+    windows: (N, 4); box: (4,). Returns (kinds, iou): kinds (N,) int64 NEGATIVE if IoU < 0.3,
+    PART if 0.4 <= IoU <= 0.65, POSITIVE if IoU > 0.65, UNLABELLED (-1) in between (0.3 to 0.4);
+    iou (N,) float64.
+    """
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    iou = pairwise_overlap(windows, np.asarray(box, np.float64).reshape(1, 4))[:, 0]
+    kinds = np.full(len(windows), UNLABELLED, np.int64)
+    kinds[iou < NEGATIVE_IOU] = NEGATIVE
+    kinds[(iou >= PART_IOU) & (iou <= POSITIVE_IOU)] = PART
+    kinds[iou > POSITIVE_IOU] = POSITIVE
+    return kinds, iou
+
+
+def regression_targets(windows, box) -> np.ndarray:
+    """The box-regression offsets of a face box in each square window.
+
+    windows: (N, 4) squares x1, y1, x2, y2 of side s = x2 - x1; box: (4,) the face box.
+    Returns (N, 4) float64 ((bx1 - x1) / s, (by1 - y1) / s, (bx2 - x2) / s, (by2 - y2) / s), so
+    that ``apply_regression(windows, offsets)`` gives the face box back.
+    """
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    side = (windows[:, 2] - windows[:, 0])[:, None]
+    return (np.asarray(box, np.float64).reshape(1, 4) - windows) / side
+
+
+def landmark_targets(windows, points) -> np.ndarray:
+    """The five points as fractions of each square window, in the released O-Net's layout.
+
+    windows: (N, 4) squares of side s; points: (N, 5, 2) or (5, 2) (x, y) in pixels.
+    Returns (N, 10) float64 (x_k - x1) / s for k = 1..5, then (y_k - y1) / s: the inverse of
+    `pipeline.mtcnn.decode_landmarks`.
+    """
+    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    points = np.broadcast_to(np.asarray(points, dtype=np.float64), (len(windows), 5, 2))
+    side = (windows[:, 2] - windows[:, 0])[:, None]
+    xs = (points[:, :, 0] - windows[:, 0:1]) / side
+    ys = (points[:, :, 1] - windows[:, 1:2]) / side
+    return np.concatenate([xs, ys], axis=1)
+
+
+# ---------------------------------------------------------------- small rotations
+
+def rotate_points(points, angle: float, centre) -> np.ndarray:
+    """Turn points by ``angle`` degrees about ``centre``, counter-clockwise as the image is
+    shown (x to the right, y down): (dx, dy) -> (dx cos a + dy sin a, -dx sin a + dy cos a).
+
+    points: (..., 2) (x, y) in pixels; centre: (2,). Returns a float64 array like points.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    centre = np.asarray(centre, dtype=np.float64)
+    a = np.deg2rad(angle)
+    d = points - centre
+    return np.stack([d[..., 0] * np.cos(a) + d[..., 1] * np.sin(a),
+                     -d[..., 0] * np.sin(a) + d[..., 1] * np.cos(a)], axis=-1) + centre
+
+
+def rotate_image(image: np.ndarray, angle: float, centre) -> np.ndarray:
+    """Turn an image by ``angle`` degrees about ``centre`` like `rotate_points` turns points.
+
+    image: (H, W, C) uint8; centre: (2,) (x, y) in pixels. Each output pixel takes the
+    bilinear interpolation of the input at its centre (x + 0.5, y + 0.5) turned back by -angle;
+    places that come from outside the image repeat the nearest border pixel. Returns a new
+    (H, W, C) uint8 array (angle 0 gives the image back).
+    """
+    H, W = image.shape[:2]
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64) + 0.5
+    source = rotate_points(np.stack([xs, ys], axis=-1), -angle, centre) - 0.5  # in pixel-index units
+    x0, y0 = np.floor(source[..., 0]), np.floor(source[..., 1])
+    fx, fy = (source[..., 0] - x0)[..., None], (source[..., 1] - y0)[..., None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+
+    def at(y, x):
+        return image[np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)].astype(np.float64)
+
+    out = ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+           + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- samples of one face
+
+def _labels(kind: int, n: int, box=None, points=None) -> dict:
+    """Label arrays for n samples of one kind; NaN where the kind has no such target."""
+    return {"kind": np.full(n, kind, np.int64),
+            "box": (np.full((n, 4), np.nan) if box is None else box).astype(np.float32),
+            "landmarks": (np.full((n, 10), np.nan) if points is None else points).astype(np.float32)}
+
+
+def _pick(rng, index: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` of ``index``, chosen at random without repeats."""
+    return index if len(index) <= count else np.sort(rng.choice(index, count, replace=False))
+
+
+def face_samples(rng: np.random.Generator, photo: np.ndarray, box, points, size: int, counts: MTCNNSampleCounts,
+                 share_gray: float) -> SampleSet:
+    """Positives, parts, landmark samples and negatives of one face photo, at size x size.
+
+    photo: (H, W, 3) uint8 RGB; box: (4,) the face box (MTCNN convention); points: (5, 2)
+    (x, y) landmarks in pixels; counts: how many of each; share_gray: probability of turning
+    a patch gray (the rest are colour-jittered).
+    """
+    height, width = photo.shape[:2]
+    box = np.asarray(box, np.float64)
+    windows = snap_to_pixels(windows_around(rng, box, counts.candidates_per_face))
+    windows = windows[inside(windows, width, height)]
+    kinds, _ = label_windows(windows, box)
+    sets = []
+    for kind, count in ((POSITIVE, counts.positives_per_face), (PART, counts.parts_per_face)):
+        chosen = windows[_pick(rng, np.flatnonzero(kinds == kind), count)]
+        sets.append((cut(photo, chosen, size)[0], _labels(kind, len(chosen), box=regression_targets(chosen, box))))
+
+    centre = (box[:2] + box[2:]) / 2
+    for window in windows[_pick(rng, np.flatnonzero(kinds == POSITIVE), counts.landmarks_per_face)]:
+        angle = rng.uniform(-counts.max_rotation, counts.max_rotation)
+        targets = landmark_targets(window[None], rotate_points(points, angle, centre))
+        if np.all((targets > 0) & (targets < 1)):
+            patch = cut(rotate_image(photo, angle, centre), window[None], size)[0]
+            sets.append((patch, _labels(LANDMARK, 1, points=targets)))
+
+    away = windows_away_from(rng, box, width, height, counts.face_negatives_per_face)
+    sets.append((cut(photo, away, size)[0], _labels(NEGATIVE, len(away))))
+    images = match_colour(rng, np.concatenate([patches for patches, _ in sets]), share_gray)
+    return SampleSet(images, {name: np.concatenate([labels[name] for _, labels in sets])
+                              for name in ("kind", "box", "landmarks")})
+
+
+def photo_negatives(rng: np.random.Generator, photos, size: int, count: int) -> SampleSet:
+    """``count`` random windows of the face-free photos (about as many from each), at
+    size x size, in their own colour."""
+    if count <= 0 or not photos:
+        return SampleSet(np.zeros((0, size, size, 3), np.uint8), _labels(NEGATIVE, 0))
+    per_photo = -(-count // len(photos))
+    images = random_negatives(rng, photos, size, per_photo).images
+    if len(images) > count:
+        images = images[np.sort(rng.choice(len(images), count, replace=False))]
+    return SampleSet(images, _labels(NEGATIVE, len(images)))
+
+
+# ---------------------------------------------------------------- whole sets, cached
+
+def build_mtcnn_samples(net: str, split: str, data_dir, counts: MTCNNSampleCounts, seed: int) -> SampleSet:
+    """The samples of "pnet", "rnet" or "onet" for one split ("train" or "val"), from the
+    faces of that split and its face-free photos. Deterministic for a given seed."""
+    size = SAMPLE_SIZES[net]
+    rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 2])
+    faces, photos = _faces_and_photos(data_dir, split, counts)
+    share = gray_share(negative_photos(data_dir, "train"))
+    parts = [face_samples(rng, load_image(face.path), face.box, face.landmarks, size, counts, share)
+             for face in faces]
+    parts.append(photo_negatives(rng, photos, size, counts.photo_negatives_per_face * len(faces)))
+    return SampleSet.concat(parts)
+
+
+def cached_mtcnn_samples(net: str, split: str, data_dir, out_dir, counts: MTCNNSampleCounts, seed: int,
+                         log=print) -> SampleSet:
+    """`build_mtcnn_samples`, read from ``<out_dir>/samples/<net>-<split>.npz`` when it exists
+    (and written there otherwise)."""
+    if net not in SAMPLE_SIZES:
+        raise ValueError(f"net must be one of {sorted(SAMPLE_SIZES)}, got {net!r}")
+    path = Path(out_dir) / "samples" / f"{net}-{split}.npz"
+    return load_or_build(path, lambda: build_mtcnn_samples(net, split, data_dir, counts, seed),
+                         what=f"{net} {split}", describe=describe_kinds, log=log)
+
+
+def describe_kinds(samples: SampleSet) -> str:
+    """"3,000 negatives, 1,000 positives, 1,000 parts, 2,000 landmarks"."""
+    kind = samples.labels["kind"]
+    return ", ".join(f"{int((kind == k).sum()):,} {name}s" for k, name in enumerate(KIND_NAMES))
