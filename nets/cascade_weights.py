@@ -3,7 +3,9 @@
 Each net is stored as ``cascade_<name>.npz`` (name: net12, cal12, net24, cal24, net48, cal48)
 with `nets.weights.save_weights`: float32 parameters, loaded without pickle. The detection nets'
 files also hold ``meta.threshold``, the face probability that keeps 99% of the validation faces
-(chosen during training), and cal48's file holds ``meta.aspect``, the height / width of the
+(chosen during training); the 48-net's file may also hold ``meta.operating_threshold``, the
+final threshold chosen on validation photos for at most 0.1 false positives per face-free photo,
+which the detector then uses as its third threshold. cal48's file holds ``meta.aspect``, the height / width of the
 training face boxes (the detector turns its square windows into boxes of that shape).
 """
 
@@ -58,7 +60,10 @@ def load_cascade(folder=WEIGHTS_DIR) -> CascadeNets:
     nets, metas = {}, {}
     for name in NET_CLASSES:
         nets[name], metas[name] = load_net(name, folder)
-    thresholds = tuple(float(metas[n].get("threshold", 0.5)) for n in ("net12", "net24", "net48"))
+    thresholds = [float(metas[n].get("threshold", 0.5)) for n in ("net12", "net24", "net48")]
+    if "operating_threshold" in metas["net48"]:  # chosen on validation photos for <= 0.1 FP per photo
+        thresholds[2] = float(metas["net48"]["operating_threshold"])
+    thresholds = tuple(thresholds)
     aspect = float(metas["cal48"].get("aspect", DEFAULT_ASPECT))
     return CascadeNets(**nets, thresholds=thresholds, aspect=aspect)
 

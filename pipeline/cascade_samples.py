@@ -29,7 +29,7 @@ from .datasets import face_split, read_negative_list
 from .images import load_image
 from .samples import (cut, face_window, gray_share, jitter_windows, match_colour, random_windows,
                       windows_away_from)
-from .training import SampleSet
+from .training import SampleSet, load_or_build
 
 FACE, NON_FACE = 1, 0
 VALIDATION_REMAINDER = 8  # negatives/files.txt lines with index % 10 == 8 validate the training
@@ -157,14 +157,8 @@ def cached_samples(net: str, split: str, data_dir, out_dir, counts: SampleCounts
     """`build_samples`, read from ``<out_dir>/samples/<net>-<split>.npz`` when it exists (and
     written there otherwise)."""
     path = Path(out_dir) / "samples" / f"{net}-{split}.npz"
-    if path.is_file():
-        samples = SampleSet.load(path)
-        log(f"{net}: {len(samples):,} {split} samples from {path}")
-        return samples
-    samples = build_samples(net, split, data_dir, counts, seed, detector)
-    samples.save(path)
-    log(f"{net}: made {len(samples):,} {split} samples ({describe(samples)}) -> {path}")
-    return samples
+    return load_or_build(path, lambda: build_samples(net, split, data_dir, counts, seed, detector),
+                         what=f"{net} {split}", describe=describe, log=log)
 
 
 def describe(samples: SampleSet) -> str:

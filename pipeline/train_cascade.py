@@ -124,6 +124,50 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     return path
 
 
+def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) -> dict:
+    """The final threshold of the whole cascade, chosen on validation images only.
+
+    The stage thresholds keep 99% of the validation faces each, which leaves some false
+    positives for the end. Here the trained cascade (its last threshold set to 0) runs over the
+    validation faces and the validation face-free photos (index % 10 == 8, never trained on);
+    the final threshold is the lowest at which at most 0.1 false positives per photo remain,
+    i.e. the one that keeps the most faces within that budget. It is stored in the 48-net's
+    weights file as ``meta.operating_threshold``, and `CascadeDetector` uses it as its third
+    threshold. Returns {"operating_threshold", "val_recall", "false_positives", "photos"}.
+    """
+    from nets.cascade_weights import load_cascade
+    from nets.weights import read_npz, save_arrays
+
+    from .cascade import CascadeDetector
+    from .cascade_samples import negative_photos
+    from .evaluation import operating_point, pool, recall_above
+    from .images import load_image
+
+    weights_dir = Path(out_dir) / "weights"
+    nets = load_cascade(weights_dir)
+    detector = CascadeDetector(nets=nets, thresholds=(nets.thresholds[0], nets.thresholds[1], 0.0))
+    faces = face_split(data_dir, "val")[: 200 if quick else None]
+    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
+
+    def run(path):
+        found = detector.detect(load_image(path))
+        return (np.array([f.box for f in found]).reshape(-1, 4), np.array([f.score for f in found]))
+
+    pooled = pool((face.box[None], *run(face.path)) for face in faces)
+    negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
+    point = operating_point(negative_scores, len(photos))
+    threshold = 0.0 if point["score_above"] is None else float(np.nextafter(point["score_above"], 1.0))
+    result = {"operating_threshold": threshold, "val_recall": recall_above(pooled, point["score_above"]),
+              "false_positives": point["false_positives"], "photos": len(photos)}
+    path = weights_path("net48", weights_dir)
+    arrays = read_npz(path)
+    arrays["meta.operating_threshold"] = np.array(threshold)
+    save_arrays(arrays, path)
+    log(f"operating point: final threshold {threshold:.4f} keeps {result['val_recall']:.3f} of the validation "
+        f"faces with {result['false_positives']} false positives on {len(photos)} validation face-free photos")
+    return result
+
+
 def train_cascade(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool = False, quick: bool = False,
                   progress: bool = True, log=print) -> list[Path]:
     """Train the given stages in order (default: all six). With resume=True a stage whose
@@ -139,4 +183,6 @@ def train_cascade(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool 
             written.append(path)
             continue
         written.append(train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log))
+    if "cal48" in stages or "net48" in stages:
+        choose_operating_point(data_dir, out_dir, quick, log)
     return written
