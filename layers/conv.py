@@ -14,7 +14,8 @@ Two versions live side by side:
   (C*KH*KW, N*OH*OW); the whole convolution is then one matrix multiply
   ``w.reshape(F, -1) @ cols``. The backward pass is two more matrix multiplies plus
   "col2im", which adds each kernel offset's strided slice back into dx (KH*KW slice
-  additions, never a loop over pixels).
+  additions, never a loop over pixels). Both passes run a slice of the batch at a time, so
+  that each slice's ``cols`` is still in the cache when the matrix multiply reads it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .batch_chunks import map_batch
 from .checks import require_float, require_ndim, require_shape
 from .shapes import conv_output_size
+
+CONV_CHUNK_BYTES = 8 << 20  # im2col matrix + output per slice of the batch (see conv_forward)
 
 
 def _check_conv_args(x, w, b, stride, pad):
@@ -77,49 +81,86 @@ def col2im(dcols: np.ndarray, x_shape, KH: int, KW: int, stride: int = 1, pad: i
     offset (KH*KW numpy additions in all).
     """
     N, C, H, W = x_shape
-    OH = conv_output_size(H, KH, stride, pad)
-    OW = conv_output_size(W, KW, stride, pad)
-    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
     dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
-    for p in range(KH):
-        for q in range(KW):
-            dxp[:, :, p : p + stride * OH : stride, q : q + stride * OW : stride] += dcols[:, p, q].transpose(1, 0, 2, 3)
+    _col2im_add(dcols, dxp, KH, KW, stride)
     return dxp[:, :, pad : pad + H, pad : pad + W]
 
 
+def _col2im_add(dcols, dxp, KH, KW, stride):
+    """Add the columns dcols (C*KH*KW, N*OH*OW) into the padded gradient dxp (N, C, Hp, Wp)."""
+    N, C, Hp, Wp = dxp.shape
+    OH, OW = (Hp - KH) // stride + 1, (Wp - KW) // stride + 1
+    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
+    for p in range(KH):
+        for q in range(KW):
+            dxp[:, :, p : p + stride * OH : stride, q : q + stride * OW : stride] += dcols[:, p, q].transpose(1, 0, 2, 3)
+
+
 def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
-    """Fast convolution: im2col plus one matrix multiply.
+    """Fast convolution: im2col plus one matrix multiply, a slice of the batch at a time.
 
     x: (N, C, H, W) float; w: (F, C, KH, KW); b: (F,); stride >= 1; pad >= 0 zero pixels on
-    each side. Returns out (N, F, OH, OW) in x's dtype and cache (x, w, cols, stride, pad),
-    where cols is the (C*KH*KW, N*OH*OW) im2col matrix reused by the backward pass.
-    For N > 1, out is a transposed view of the (F, N, OH, OW) product, not a C-contiguous
-    array: copying it would cost one more pass over memory, and NumPy reads it either way.
+    each side. Returns out (N, F, OH, OW), C-contiguous, in x's dtype, and cache (x, w, stride,
+    pad).
+
+    For each slice of Ns samples (``batch_chunks.batch_slices``): cols = im2col(x[slice]) of
+    shape (C*KH*KW, Ns*OH*OW); the whole convolution of the slice is ``w.reshape(F, -1) @ cols``
+    of shape (F, Ns*OH*OW), copied into out[slice] as (Ns, F, OH, OW). The slice is small enough
+    that cols is still in the cache when the matrix multiply reads it, and out comes out
+    C-contiguous, so the next layer reads plain contiguous memory. Nothing as large as the
+    whole batch's cols is ever built: the backward pass rebuilds cols slice by slice from x.
     """
     x, w, b, OH, OW = _check_conv_args(x, w, b, stride, pad)
-    N = x.shape[0]
+    N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    cols = im2col(x, KH, KW, stride, pad)
-    out = w.reshape(F, -1) @ cols  # (F, N*OH*OW): the whole convolution
-    out += b[:, None]
-    out = out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)  # a view: (N, F, OH, OW) without a copy
-    return out, (x, w, cols, stride, pad)
+    w_mat = w.reshape(F, -1)
+    if N == 1:  # one image (the detector): (F, OH*OW) is already (1, F, OH, OW) in memory
+        out = w_mat @ im2col(x, KH, KW, stride, pad)
+        out += b[:, None]
+        return out.reshape(1, F, OH, OW), (x, w, stride, pad)
+    out = np.empty((N, F, OH, OW), dtype=x.dtype)
+
+    def conv_slice(s):
+        cols = im2col(x[s], KH, KW, stride, pad)  # (C*KH*KW, Ns*OH*OW)
+        out_slice = w_mat @ cols  # (F, Ns*OH*OW): the convolution of the slice
+        out_slice += b[:, None]
+        out[s] = out_slice.reshape(F, -1, OH, OW).transpose(1, 0, 2, 3)
+
+    map_batch(conv_slice, N, x.itemsize * (C * KH * KW + 2 * F) * OH * OW, CONV_CHUNK_BYTES, blas=True)
+    return out, (x, w, stride, pad)
 
 
 def conv_backward(dout, cache):
     """Backward of ``conv_forward``.
 
     dout: (N, F, OH, OW). Returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,):
-    db = sum of dout over N, OH, OW; dw = dout_mat @ cols.T; dx = col2im(w_mat.T @ dout_mat).
+    db = sum of dout over N, OH, OW; per slice of the batch, with dout_mat (F, Ns*OH*OW) and
+    cols rebuilt by im2col: dw += dout_mat @ cols.T and dx[slice] = col2im(w_mat.T @ dout_mat).
     """
-    x, w, cols, stride, pad = cache
+    x, w, stride, pad = cache
     F, C, KH, KW = w.shape
-    dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*OH*OW)
+    N, _, H, W = x.shape
+    OH, OW = dout.shape[2:]
+    w_mat = w.reshape(F, -1)
     db = dout.sum(axis=(0, 2, 3))
-    dw = (dout_mat @ cols.T).reshape(w.shape)
-    dcols = w.reshape(F, -1).T @ dout_mat  # (C*KH*KW, N*OH*OW)
-    dx = col2im(dcols, x.shape, KH, KW, stride, pad)
-    return dx, dw, db
+    dx = np.empty(x.shape, dtype=dout.dtype)
+
+    def conv_back_slice(s):
+        cols = im2col(x[s], KH, KW, stride, pad)  # (C*KH*KW, Ns*OH*OW)
+        dout_mat = dout[s].transpose(1, 0, 2, 3).reshape(F, -1)  # (F, Ns*OH*OW)
+        dcols = w_mat.T @ dout_mat  # (C*KH*KW, Ns*OH*OW)
+        if pad == 0:
+            dx_slice = dx[s]
+            dx_slice[...] = 0
+            _col2im_add(dcols, dx_slice, KH, KW, stride)
+        else:
+            dx[s] = col2im(dcols, x[s].shape, KH, KW, stride, pad)
+        return dout_mat @ cols.T  # this slice's part of dw
+
+    parts = map_batch(conv_back_slice, N, x.itemsize * (2 * C * KH * KW + 2 * F) * OH * OW, CONV_CHUNK_BYTES,
+                      blas=True)
+    dw = np.sum(parts, axis=0) if len(parts) > 1 else parts[0]
+    return dx, dw.reshape(w.shape), db
 
 
 def conv_forward_naive(x, w, b, stride: int = 1, pad: int = 0):

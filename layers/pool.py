@@ -9,12 +9,21 @@ In ceil mode the last window may hang over the bottom/right edge; it pools only 
 inside. Backward routes each dout to the position that
 won its window (the first maximum in row-major window order when there is a tie), and
 *adds* where overlapping windows (stride < size) pick the same pixel.
+
+Two versions live side by side:
+
+* ``maxpool_forward_naive`` / ``maxpool_backward_naive``: loops over windows, storing the
+  (row, col) of each window's first maximum. The oracle for the tests.
+* ``maxpool_forward`` / ``maxpool_backward``: the window offsets as contiguous slices of the
+  stride x stride "phases" of x (see ``maxpool_forward``), storing each window's winning
+  offset as one int8; run on cache-sized slices of the batch (``batch_chunks``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .batch_chunks import map_batch
 from .checks import require_float, require_ndim
 from .shapes import conv_output_size
 
@@ -28,60 +37,120 @@ def _pool_geometry(x, size, stride, ceil_mode):
     return x, OH, OW
 
 
-def _offset_windows(x, p, q, stride, OH, OW):
-    """For window offset (p, q): how many windows (rows, cols) have that offset inside x, and
-    the view of x holding it for each of them.
+def _phase_geometry(size, stride, OH, OW):
+    """Sizes of the phase layout used by the fast kernels (see ``maxpool_forward``).
 
-    In ceil mode the last window may hang over the edge, so an offset near the window's end
-    can be missing from it; windows are never missing an offset at the start, so offset
-    (0, 0) always covers all OH x OW windows.
+    Returns (phases, Hs, Ws, shifts): ``phases`` = min(stride, size) phases per axis; each phase
+    holds Hs x Ws = (OH + e) x (OW + e) pixels with e = (size - 1) // stride (enough for every
+    window offset); ``shifts[k]`` for window offset k = p*size + q (row-major) is
+    (phase row p % stride, phase col q % stride, flat shift (p // stride) * Ws + q // stride).
     """
-    H, W = x.shape[2:]
-    rows = min(OH, -(-(H - p) // stride))  # windows i with i*stride + p < H
-    cols = min(OW, -(-(W - q) // stride))
-    view = x[:, :, p : p + stride * (rows - 1) + 1 : stride, q : q + stride * (cols - 1) + 1 : stride]
-    return rows, cols, view
+    e = (size - 1) // stride
+    Hs, Ws = OH + e, OW + e
+    shifts = [(p % stride, q % stride, (p // stride) * Ws + q // stride) for p in range(size) for q in range(size)]
+    return min(stride, size), Hs, Ws, shifts
+
+
+def _phase_views(a, stride, phases, Hs, Ws):
+    """For each phase (a, b): the strided view a[:, :, a::stride, b::stride] cut to Hs x Ws."""
+    return {(pa, pb): a[:, :, pa : pa + stride * Hs : stride, pb : pb + stride * Ws : stride]
+            for pa in range(phases) for pb in range(phases)}
 
 
 def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):
-    """Fast max pooling: the running maximum over the size*size strided slices of x.
+    """Fast max pooling: phase split, then one contiguous running maximum per window offset.
 
-    x: (N, C, H, W) float. Returns out (N, C, OH, OW) in x's dtype and cache
-    (x, out, size, stride).
+    x: (N, C, H, W) float. Returns out (N, C, OH, OW) (C-contiguous, x's dtype) and cache
+    (x.shape, argmax, size, stride, OH, OW), where argmax (N, C, OH + e, OW + e) int8 holds, for
+    each window, the row-major offset p*size + q of its first maximum (e = (size-1)//stride;
+    the extra row and column are scratch).
+
+    The trick. Window (i, j) at offset (p, q) reads x[i*stride + p, j*stride + q]. Split x into
+    stride x stride *phases*, phase (a, b)[i, j] = x[i*stride + a, j*stride + b], each of
+    shape (Hs, Ws) = (OH + e, OW + e) and padded with -inf where the last (ceil-mode) windows
+    hang over the edge. Offset (p, q) is then phase (p % stride, q % stride) shifted by
+    (p // stride, q // stride) -- and in the *flattened* phase (N*C*Hs*Ws,) that shift is one
+    number, (p // stride) * Ws + q // stride. So each offset is a contiguous slice of a flat
+    array, and the running maximum over the size*size offsets is size*size contiguous, SIMD
+    ``np.maximum`` calls instead of strided ones. Positions with i >= OH or j >= OW wrap into
+    the next row or plane: they are garbage and cropped at the end.
+
+    The first maximum. A strict ``>`` lets an earlier offset keep a tie, so the running maximum
+    only changes where a later offset is strictly larger; the last such offset (the largest k,
+    kept with ``np.maximum(argmax, k * greater)``) is where the final maximum first appears in
+    row-major window order.
+
+    The work runs on slices of the batch (``batch_chunks.map_batch``) that fit in the cache.
     """
     x, OH, OW = _pool_geometry(x, size, stride, ceil_mode)
-    # order='K' keeps x's memory layout (a conv output may be laid out as (C, N, H, W)),
-    # so the running maximum below reads and writes memory in the same order
-    out = _offset_windows(x, 0, 0, stride, OH, OW)[2].copy(order="K")
-    for p in range(size):
-        for q in range(size):
-            rows, cols, view = _offset_windows(x, p, q, stride, OH, OW)
-            if rows > 0 and cols > 0:
-                part = out[:, :, :rows, :cols]
-                np.maximum(part, view, out=part)
-    return out, (x, out, size, stride)
+    N, C = x.shape[:2]
+    phases, Hs, Ws, shifts = _phase_geometry(size, stride, OH, OW)
+    out = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, Hs, Ws), dtype=np.int8 if size * size <= 127 else np.int16)
+    lowest = -np.inf
+
+    def pool_slice(s):
+        Ns = len(range(*s.indices(N)))
+        ph = np.full((phases, phases, Ns, C, Hs, Ws), lowest, dtype=x.dtype)
+        for (pa, pb), src in _phase_views(x[s], stride, phases, Hs, Ws).items():
+            ph[pa, pb, :, :, : src.shape[2], : src.shape[3]] = src
+        flat = ph.reshape(phases, phases, -1)
+        L = flat.shape[2] - shifts[-1][2]  # flat positions for which every shifted slice fits
+        best = flat[0, 0, :L].copy()
+        arg = argmax[s].reshape(-1)
+        arg[L:] = 0
+        arg = arg[:L]
+        arg[...] = 0
+        greater = np.empty(L, dtype=bool)
+        k_where_greater = np.empty(L, dtype=arg.dtype)
+        for k, (pa, pb, shift) in enumerate(shifts[1:], start=1):
+            view = flat[pa, pb, shift : shift + L]
+            np.greater(view, best, out=greater)
+            np.maximum(best, view, out=best)
+            np.multiply(greater, arg.dtype.type(k), out=k_where_greater)
+            np.maximum(arg, k_where_greater, out=arg)
+        full = ph[0, 0].reshape(-1)  # reuse phase (0, 0) as the (Ns, C, Hs, Ws) result buffer
+        full[:L] = best
+        out[s] = ph[0, 0, :, :, :OH, :OW]
+
+    map_batch(pool_slice, N, 2 * x[:1].nbytes + 4 * out[:1].nbytes)
+    return out, (x.shape, argmax, size, stride, OH, OW)
 
 
 def maxpool_backward(dout, cache):
     """Backward of ``maxpool_forward``: dout (N, C, OH, OW) -> dx (N, C, H, W).
 
-    Scans the window offsets in row-major order; the first offset holding a window's maximum
-    takes that window's gradient (``unclaimed`` stops a tie from taking it twice). Overlapping
-    windows that pick the same pixel add up.
+    Each window sends its dout to the offset stored in argmax. In the phase layout of the
+    forward pass that is, for each offset k, one contiguous multiply-add:
+    dphase[flat slice shifted for k] += dout_full * (argmax == k), where dout_full is dout
+    spread to the (Hs, Ws) layout with zeros in the scratch positions. Windows that overlap
+    (stride < size) and pick the same pixel add up, as they must. Last, each phase is written
+    back to its strided positions in dx (one pass over dx).
     """
-    x, out, size, stride = cache
-    OH, OW = out.shape[2:]
-    dx = np.zeros(x.shape, dtype=dout.dtype)
-    unclaimed = np.ones(out.shape, dtype=bool)
-    for p in range(size):
-        for q in range(size):
-            rows, cols, view = _offset_windows(x, p, q, stride, OH, OW)
-            if rows <= 0 or cols <= 0:
-                continue
-            free = unclaimed[:, :, :rows, :cols]
-            wins = free & (view == out[:, :, :rows, :cols])
-            _offset_windows(dx, p, q, stride, OH, OW)[2][...] += np.where(wins, dout[:, :, :rows, :cols], 0)
-            free &= ~wins
+    x_shape, argmax, size, stride, OH, OW = cache
+    N, C = x_shape[:2]
+    phases, Hs, Ws, shifts = _phase_geometry(size, stride, OH, OW)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+
+    def unpool_slice(s):
+        Ns = len(range(*s.indices(N)))
+        dout_full = np.zeros((Ns, C, Hs, Ws), dtype=dout.dtype)
+        dout_full[:, :, :OH, :OW] = dout[s]
+        dphase = np.zeros((phases, phases, Ns * C * Hs * Ws), dtype=dout.dtype)
+        L = dphase.shape[2] - shifts[-1][2]
+        d, arg = dout_full.reshape(-1)[:L], argmax[s].reshape(-1)[:L]
+        wins = np.empty(L, dtype=bool)
+        share = np.empty(L, dtype=dout.dtype)
+        for k, (pa, pb, shift) in enumerate(shifts):
+            np.equal(arg, k, out=wins)
+            np.multiply(d, wins, out=share)
+            target = dphase[pa, pb, shift : shift + L]
+            target += share
+        dphase = dphase.reshape(phases, phases, Ns, C, Hs, Ws)
+        for (pa, pb), dst in _phase_views(dx[s], stride, phases, Hs, Ws).items():
+            dst[...] = dphase[pa, pb, :, :, : dst.shape[2], : dst.shape[3]]
+
+    map_batch(unpool_slice, N, 2 * dx[:1].nbytes + 4 * dout[:1].nbytes)
     return dx
 
 

@@ -7,10 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from layers import batch_chunks
 from layers import conv as conv_module
 from layers import (col2im, conv_backward, conv_backward_naive, conv_forward, conv_forward_naive, conv_output_size,
                     im2col)
 from layers.gradcheck import assert_gradients_ok, check_op
+from layers.linear import linear_backward, linear_forward
 from strategies import conv_geometry, random_values, seeds, window_arithmetic
 from tolerances import (EXACT, FAST_VS_NAIVE_F64, FLOAT32_FORWARD, LAYOUT_F64, REFERENCE_F64, assert_close)
 
@@ -101,17 +103,18 @@ def test_fast_equals_naive_forward_and_backward(geometry, seed):
 
 @given(conv_geometry(), st.integers(2, 4), seeds())
 def test_fast_equals_naive_one_sample_per_slice(geometry, N, seed):
-    # conv_forward / conv_backward run a slice of the batch at a time (dw adds up over slices):
-    # one sample per slice must give the loops' result
+    # conv_forward / conv_backward run slices of the batch on threads (dw adds up over slices):
+    # one sample per slice on two threads must give the loops' result
     _, C, H, W, F, KH, KW, stride, pad = geometry
     rng = np.random.default_rng(seed)
     x, w, b = conv_inputs(rng, (N, C, H, W), (F, C, KH, KW))
     saved = conv_module.CONV_CHUNK_BYTES
     conv_module.CONV_CHUNK_BYTES = 1
     try:
-        out_fast, cache_fast = conv_forward(x, w, b, stride=stride, pad=pad)
-        dout = random_values(out_fast.shape, rng)
-        grads_fast = conv_backward(dout, cache_fast)
+        with batch_chunks.slicing(threads=2, min_parallel_bytes=0):
+            out_fast, cache_fast = conv_forward(x, w, b, stride=stride, pad=pad)
+            dout = random_values(out_fast.shape, rng)
+            grads_fast = conv_backward(dout, cache_fast)
     finally:
         conv_module.CONV_CHUNK_BYTES = saved
     out_naive, cache_naive = conv_forward_naive(x, w, b, stride=stride, pad=pad)
@@ -119,6 +122,24 @@ def test_fast_equals_naive_one_sample_per_slice(geometry, N, seed):
     assert_close(out_fast, out_naive, FAST_VS_NAIVE_F64, "out")
     for name, fast, naive in zip(("dx", "dw", "db"), grads_fast, conv_backward_naive(dout, cache_naive)):
         assert_close(fast, naive, FAST_VS_NAIVE_F64, name)
+
+
+@given(st.integers(2, 5), st.integers(1, 6), st.integers(1, 4), seeds())
+def test_linear_is_a_1x1_conv_one_sample_per_slice(N, D, M, seed):
+    # a fully connected layer is a 1x1 convolution of a 1x1 map with D channels; linear_forward /
+    # linear_backward run parts of the batch on threads, which must change nothing
+    rng = np.random.default_rng(seed)
+    x, w, b = random_values((N, D), rng), random_values((D, M), rng), random_values((M,), rng)
+    dout = random_values((N, M), rng)
+    with batch_chunks.slicing(threads=2, min_parallel_bytes=0):
+        out, cache = linear_forward(x, w, b)
+        dx, dw, db = linear_backward(dout, cache)
+    out_conv, cache_conv = conv_forward_naive(x.reshape(N, D, 1, 1), w.T.reshape(M, D, 1, 1), b)
+    dx_conv, dw_conv, db_conv = conv_backward_naive(dout.reshape(N, M, 1, 1), cache_conv)
+    assert_close(out, out_conv.reshape(N, M), FAST_VS_NAIVE_F64, "out")
+    assert_close(dx, dx_conv.reshape(N, D), FAST_VS_NAIVE_F64, "dx")
+    assert_close(dw, dw_conv.reshape(M, D).T, FAST_VS_NAIVE_F64, "dw")
+    assert_close(db, db_conv, FAST_VS_NAIVE_F64, "db")
 
 
 @given(conv_geometry(), seeds())
