@@ -89,8 +89,8 @@ for k, s in enumerate(scales):
 start = time.perf_counter()
 candidates = det.propose(image_chw, trace)          # Boxes: .boxes (K, 4), .scores (K,)
 print(f"stage 1 took {time.perf_counter() - start:.2f} s and returned {len(candidates)} square boxes")
-plot_pyramid(trace, save=OUT / "pyramid.png")
-plot_heatmaps(trace, save=OUT / "heatmaps.png")
+_tutorial.save(plot_pyramid(trace), OUT / "pyramid.png")
+_tutorial.save(plot_heatmaps(trace), OUT / "heatmaps.png")
 
 # %% [markdown]
 # **From a cell to a box.** Cell (r, c) of the level with scale s is the level window
@@ -139,7 +139,7 @@ assert nms(toy, np.array([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 2]
 # than 0.7; on some photos it finds nothing to remove (compare the counts in the titles).
 
 # %%
-plot_nms(trace, save=OUT / "nms.png")
+_tutorial.save(plot_nms(trace), OUT / "nms.png")
 
 # %% [markdown]
 # **Box regression and squaring.** Each P-Net cell also predicts four offsets
@@ -185,7 +185,7 @@ for ax, i in zip(fig.subplots(2, 8).ravel(), show):
     ax.axis("off")
 fig.suptitle("R-Net's 24 x 24 inputs: the 8 most face-like (top) and 8 least (bottom), with p(face)")
 _tutorial.save(fig, OUT / "rnet_crops.png")
-plot_stage(trace, "rnet", save=OUT / "rnet.png")
+_tutorial.save(plot_stage(trace, "rnet"), OUT / "rnet.png")
 
 # %% [markdown]
 # ## 4.5 Stage 3: O-Net and the landmarks
@@ -206,7 +206,7 @@ for box, score, points in zip(final.boxes, final.scores, landmarks):
     print(f"face {np.round(box, 1)}  p(face) = {score:.4f}")
     for name, (x, y) in zip(names, points):
         print(f"    {name:19s} x = {x:6.1f}, y = {y:6.1f}")
-plot_stage(trace, "onet", save=OUT / "onet.png")
+_tutorial.save(plot_stage(trace, "onet"), OUT / "onet.png")
 
 # %% [markdown]
 # ## 4.6 How many boxes each step leaves
@@ -220,7 +220,7 @@ for step, count in trace.counts():
 n_rnet, n_rnet_passed = len(trace.rnet_input), len(trace.rnet_passed)
 print(f"{sum(len(b) for b in trace.level_candidates)} windows passed P-Net; R-Net kept {n_rnet_passed} of its "
       f"{n_rnet} crops ({100 * n_rnet_passed / max(n_rnet, 1):.0f}%); O-Net saw {len(trace.onet_input)}.")
-plot_counts(trace, save=OUT / "counts.png")
+_tutorial.save(plot_counts(trace), OUT / "counts.png")
 
 # %% [markdown]
 # Our three calls did exactly what `detect` does (it also sorts the faces by score):
@@ -230,7 +230,7 @@ faces = det.detect(image)
 ours = final.boxes[np.argsort(-final.scores, kind="stable")]
 assert len(faces) == len(ours) and all(np.allclose(f.box, b) for f, b in zip(faces, ours))
 print(f"detect() found the same {len(faces)} face(s)")
-plot_faces(image, faces, save=OUT / "faces.png")
+_tutorial.save(plot_faces(image, faces), OUT / "faces.png")
 
 # %% [markdown]
 # ## 4.7 A second photo
@@ -242,7 +242,7 @@ plot_faces(image, faces, save=OUT / "faces.png")
 astronaut = _tutorial.astronaut()       # (512, 512, 3) uint8 RGB
 faces_astro, trace_astro = det.detect(astronaut, trace=True)
 print(f"{len(faces_astro)} face(s);", ", ".join(f"{step}: {n}" for step, n in trace_astro.counts()))
-plot_stages(trace_astro, save=OUT / "astronaut_stages.png")
+_tutorial.save(plot_stages(trace_astro), OUT / "astronaut_stages.png")
 print("figures written to", OUT)
 
 # %% [markdown]

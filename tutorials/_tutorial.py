@@ -5,6 +5,7 @@
   (``python tutorials/01_convolution_by_hand.py``) or opened as a notebook in tutorials/.
 * Where do figures go?  ``output_dir(name)``: the folder named by the environment variable
   FACECASCADE_TUTORIAL_OUT, else ``tutorial-output/<name>/`` under the current directory.
+  ``save(fig, path)`` writes each one there, and in a notebook also shows it under its cell.
 * How long may it run?  ``QUICK`` is True when FACECASCADE_QUICK=1: the tutorials then repeat
   their timing loops fewer times (every step still runs). The test suite uses it.
 * Where is the second photo?  ``astronaut()``: scikit-image's astronaut (512 x 512 px), which
@@ -13,11 +14,17 @@
   which also installs the test tools).
 
 Figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``), which
-needs no display and no global state, so nothing here ever calls ``plt.show()``.
+needs no display and no global state, so nothing here ever calls ``plt.show()``. Instead,
+``save`` hands the PNG it wrote to Jupyter when the tutorial runs in a Jupyter kernel (a notebook,
+JupyterLab, VS Code's cells); run as a script, it only writes and prints, and IPython is never
+imported. In a kernel, importing this module also lets a ``Figure`` left as the last expression
+of a cell be drawn as an image (without pyplot, Jupyter would print ``<Figure size ...>``).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import sys
 import time
@@ -37,11 +44,60 @@ def output_dir(name: str) -> Path:
     return folder
 
 
-def save(fig, path: Path) -> Path:
-    """Write a matplotlib Figure to path (PNG) and say where it went."""
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+DPI = 110  # pixels per inch of the saved (and shown) figures
+
+
+def save(fig, path: Path) -> None:
+    """Write a matplotlib Figure to path (PNG) and say where it went; in a notebook, also show it.
+
+    Returns nothing, so that a cell ending in ``save(...)`` shows the figure and not a path."""
+    path = Path(path)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     print(f"figure written to {path}")
-    return path
+    shell = _notebook_shell()
+    if shell is not None:
+        from IPython.display import Image, display
+        png = path.read_bytes() if path.suffix.lower() == ".png" else _png_bytes(fig)
+        display(Image(data=png, format="png"))  # exactly the file just written
+
+
+def _notebook_shell():
+    """The IPython shell of a Jupyter kernel (notebook, JupyterLab, VS Code cells), or None.
+
+    A plain ``python tutorial.py`` never loads ipykernel, so this returns None without importing
+    IPython; so does a terminal IPython, which cannot draw images."""
+    if "ipykernel" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def _png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _draw_bare_figures(shell) -> None:
+    """Teach the kernel to draw a ``Figure`` that ends a cell. Without pyplot, nothing registers a
+    picture for ``matplotlib.figure.Figure`` and Jupyter prints ``<Figure size ...>`` instead."""
+    from matplotlib.figure import Figure
+
+    def figure_png(fig):
+        if not fig.axes:
+            return None  # an empty figure: text, not a blank picture
+        return base64.b64encode(_png_bytes(fig)).decode("ascii")
+
+    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+
+
+_shell = _notebook_shell()
+if _shell is not None:
+    _draw_bare_figures(_shell)
 
 
 def astronaut():
