@@ -4,8 +4,8 @@ Each net is stored as ``cascade_<name>.npz`` (name: net12, cal12, net24, cal24, 
 with `nets.weights.save_weights`: float32 parameters, loaded without pickle. The detection nets'
 files also hold ``meta.threshold``, the face probability that keeps 99% of the validation faces
 (chosen during training); the 48-net's file may also hold ``meta.operating_threshold``, the
-final threshold chosen on validation photos for at most 0.1 false positives per face-free photo,
-which the detector then uses as its third threshold. cal48's file holds ``meta.aspect``, the height / width of the
+final score (24-net probability x 48-net probability) chosen on validation photos for at most
+0.1 false positives per face-free photo, which the detector uses as its ``final_threshold``. cal48's file holds ``meta.aspect``, the height / width of the
 training face boxes (the detector turns its square windows into boxes of that shape).
 """
 
@@ -42,6 +42,7 @@ class CascadeNets:
     cal48: CalibNet48
     thresholds: tuple = (0.5, 0.5, 0.5)
     aspect: float = DEFAULT_ASPECT
+    final_threshold: float = 0.0
 
 
 def load_net(name: str, folder=WEIGHTS_DIR):
@@ -60,12 +61,10 @@ def load_cascade(folder=WEIGHTS_DIR) -> CascadeNets:
     nets, metas = {}, {}
     for name in NET_CLASSES:
         nets[name], metas[name] = load_net(name, folder)
-    thresholds = [float(metas[n].get("threshold", 0.5)) for n in ("net12", "net24", "net48")]
-    if "operating_threshold" in metas["net48"]:  # chosen on validation photos for <= 0.1 FP per photo
-        thresholds[2] = float(metas["net48"]["operating_threshold"])
-    thresholds = tuple(thresholds)
+    thresholds = tuple(float(metas[n].get("threshold", 0.5)) for n in ("net12", "net24", "net48"))
+    final = float(metas["net48"].get("operating_threshold", 0.0))  # chosen on validation photos
     aspect = float(metas["cal48"].get("aspect", DEFAULT_ASPECT))
-    return CascadeNets(**nets, thresholds=thresholds, aspect=aspect)
+    return CascadeNets(**nets, thresholds=thresholds, aspect=aspect, final_threshold=final)
 
 
 def shipped_cascade() -> CascadeNets:

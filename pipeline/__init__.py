@@ -1,4 +1,5 @@
-"""The detection pipeline: images, pyramid, boxes, NMS, crops, the MTCNN detector and the CLI."""
+"""The detection pipeline: images, pyramid, boxes, NMS, crops, the MTCNN and Cascade-CNN
+detectors, training, evaluation and the CLI."""
 
 __version__ = "0.1.0"
 
@@ -10,6 +11,10 @@ def __getattr__(name):
         from .mtcnn import MTCNNDetector
 
         return MTCNNDetector
+    if name == "CascadeDetector":
+        from .cascade import CascadeDetector
+
+        return CascadeDetector
     if name == "extract_faces":  # aligned face crops (pipeline.align), also loaded on first use
         from .align import extract_faces
 
@@ -21,4 +26,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
 
 
-__all__ = ["MTCNNDetector", "Face", "Trace", "extract_faces", "__version__"]
+__all__ = ["MTCNNDetector", "CascadeDetector", "Face", "Trace", "extract_faces", "__version__"]

@@ -128,12 +128,12 @@ def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) ->
     """The final threshold of the whole cascade, chosen on validation images only.
 
     The stage thresholds keep 99% of the validation faces each, which leaves some false
-    positives for the end. Here the trained cascade (its last threshold set to 0) runs over the
+    positives for the end. Here the trained cascade (with no final threshold) runs over the
     validation faces and the validation face-free photos (index % 10 == 8, never trained on);
-    the final threshold is the lowest at which at most 0.1 false positives per photo remain,
-    i.e. the one that keeps the most faces within that budget. It is stored in the 48-net's
-    weights file as ``meta.operating_threshold``, and `CascadeDetector` uses it as its third
-    threshold. Returns {"operating_threshold", "val_recall", "false_positives", "photos"}.
+    the final threshold on the detections' scores is the lowest at which at most 0.1 false
+    positives per photo remain, i.e. the one that keeps the most faces within that budget. It
+    is stored in the 48-net's weights file as ``meta.operating_threshold``, and
+    `CascadeDetector` uses it as its ``final_threshold``. Returns {"operating_threshold", "val_recall", "false_positives", "photos"}.
     """
     from nets.cascade_weights import load_cascade
     from nets.weights import read_npz, save_arrays
@@ -145,7 +145,7 @@ def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) ->
 
     weights_dir = Path(out_dir) / "weights"
     nets = load_cascade(weights_dir)
-    detector = CascadeDetector(nets=nets, thresholds=(nets.thresholds[0], nets.thresholds[1], 0.0))
+    detector = CascadeDetector(nets=nets, final_threshold=0.0)
     faces = face_split(data_dir, "val")[: 200 if quick else None]
     photos = negative_photos(data_dir, "val")[: 20 if quick else None]
 
