@@ -38,6 +38,7 @@ import _tutorial  # puts the repository on sys.path; figure folder; quick mode
 from layers import SGD, softmax, softmax_cross_entropy
 from nets import Net12
 from nets.cascade_weights import shipped_cascade
+from pipeline.boxes import iou
 from pipeline.calibration import PATTERNS, calibrate, perturb_boxes
 from pipeline.cascade import CascadeDetector
 from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, negative_photos
@@ -175,6 +176,7 @@ off = perturb_boxes(window, np.array([9 * 3 + 3 * 2 + 1]))   # scale 1.10, shift
 patch, _ = crop_and_resize(to_chw_float(photo), off.astype(np.float32), 12)
 cal_probs = softmax(nets.cal12.forward((patch - 127.5) / 128))
 corrected = calibrate(off, cal_probs)
+print(f"IoU with the face window: off window {iou(window[0], off)[0]:.2f}, corrected {iou(window[0], corrected)[0]:.2f}")
 print("top patterns (s, x, y, p):")
 for n in np.argsort(-cal_probs[0])[:4]:
     print(f"  {PATTERNS[n]}  p = {cal_probs[0, n]:.3f}")
@@ -183,9 +185,10 @@ ax = fig.subplots()
 ax.imshow(photo, extent=(0, photo.shape[1], photo.shape[0], 0))
 for box, color, name in ((window[0], "white", "face window"), (off[0], "red", "off window"),
                          (corrected[0], "lime", "corrected")):
-    ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, lw=1.5, color=color,
-                           label=name))
+    ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, lw=3.0 if color == "white" else 1.5,
+                           color=color, label=name))
 ax.legend(loc="lower left", fontsize=8)
+ax.set_title("the corrected window (lime) lies on the face window (white)", fontsize=9)
 ax.set_axis_off()
 _tutorial.save(fig, OUT / "calibrated_window.png")
 

@@ -69,7 +69,7 @@ def _draw_heatmap(ax, prob: np.ndarray, level: int, scale: float, threshold: flo
     ax.set_yticks([])
     hits = int(np.count_nonzero(prob >= threshold))
     ax.set_title(f"level {level}: scale {scale:.3f}, {prob.shape[1]} x {prob.shape[0]} cells\n"
-                 f"{plural(hits, 'cell')} \u2265 {threshold:g}", fontsize=9)
+                 f"{plural(hits, 'cell')} \u2265 {threshold:.3g}", fontsize=9)
     return im
 
 
