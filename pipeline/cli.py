@@ -124,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     cascade.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
     cascade.add_argument("--quick", action="store_true",
                          help="a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
+    mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: so far stage 1, P-Net")
+    mtcnn.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
+                       help="the face data kit folder (cuhk80/, negatives/)"
+                       + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    mtcnn.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="folder for samples, checkpoints, figures and weights/mtcnn_*.npz")
+    mtcnn.add_argument("--stage", nargs="+", metavar="NET", default=None,
+                       help="train only these nets (pnet; R-Net and O-Net are not available yet)")
+    mtcnn.add_argument("--resume", action="store_true",
+                       help="continue: skip finished nets, resume a net from its last checkpoint")
+    mtcnn.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
+    mtcnn.add_argument("--quick", action="store_true", help="a tiny run (200 faces, 20 photos, 2 epochs)")
     return parser
 
 
@@ -306,7 +318,10 @@ def run_evaluate(args) -> int:
 
 
 def run_train(args) -> int:
-    from .train_cascade import STAGES, train_cascade
+    if args.cascade == "mtcnn":
+        from .train_mtcnn import STAGES, train_mtcnn as train
+    else:
+        from .train_cascade import STAGES, train_cascade as train
 
     stages = tuple(args.stage) if args.stage else STAGES
     unknown = [s for s in stages if s not in STAGES]
@@ -315,7 +330,7 @@ def run_train(args) -> int:
         return 2
     start = time.perf_counter()
     try:
-        paths = train_cascade(args.data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
+        paths = train(args.data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
     except KeyboardInterrupt:
         return 130
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
