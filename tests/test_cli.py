@@ -153,3 +153,26 @@ def test_demo_writes_every_stage_figure(tmp_path, capsys):
     assert written == ["0_faces.png", "1_pyramid.png", "2_stage1_heatmaps.png", "3_stage1_nms.png", "4_stage2.png",
                        "5_stage3.png", "6_stages.png", "7_counts.png"]
     assert all((tmp_path / "demo" / name).stat().st_size > 1000 for name in written)
+
+
+def test_train_mtcnn_quick_writes_pnet_weights(tmp_path):
+    from paths import require_data
+
+    from nets import PNet
+    from nets.weights import load_weights
+    from pipeline.cli import main
+
+    data = require_data("cuhk80", "train.txt").parents[1]
+    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick"]) == 0
+    meta = load_weights(PNet(landmarks=True), tmp_path / "weights" / "mtcnn_pnet.npz")
+    assert 0.0 <= float(meta["threshold"]) <= 1.0
+    assert (tmp_path / "pnet" / "curves.png").is_file()
+    # a finished stage is skipped on --resume
+    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--resume"]) == 0
+
+
+def test_train_refuses_an_unknown_stage(tmp_path, capsys):
+    from pipeline.cli import main
+
+    assert main(["train", "cascade", "--data", str(tmp_path), "--out", str(tmp_path), "--stage", "net99"]) == 2
+    assert "net99" in capsys.readouterr().err
