@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, weights_path
-from nets.weights import save_weights
+from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, round_to_storage, save_net, weights_path
 
 from .calibration import NUM_PATTERNS, mirrored_patterns
 from .cascade_samples import FACE, SampleCounts, cached_samples
@@ -108,6 +107,7 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     task = task_for(net)
     trainer = Trainer(model, task, train_set, val_set, config, out_dir / net, name=net, progress=progress)
     trainer.run(resume=resume)
+    round_to_storage(model)  # the thresholds below belong to exactly the weights that ship
     trainer.plot_roc()
     meta = {}
     final = task.validate(model, val_set)
@@ -118,7 +118,7 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     if net == "cal48":
         meta["aspect"] = face_aspect(data_dir)
     path = weights_path(net, weights_dir)
-    save_weights(model, path, meta)
+    save_net(model, path, meta)
     log(f"{net}: best epoch {trainer.best[0]}, validation accuracy {final['accuracy']:.4f}; "
         f"wrote {path} ({time.perf_counter() - start:.0f} s)")
     return path

@@ -175,9 +175,18 @@ class ClassifierTask:
         return metrics
 
     def roc(self, net, samples: SampleSet):
-        """(false positive rate, recall) over all thresholds, on the validation samples."""
-        score = predict(net, samples.images)[:, self.positive_class]
-        faces = samples.labels["label"] == self.positive_class
+        """(false positive rate, recall) over all thresholds, on the validation samples.
+
+        A detection net: the face class against the rest. A net with many classes (the 45
+        calibration patterns): every class against the rest, pooled ("micro-averaged"): each
+        (sample, class) pair is one decision whose score is that class's probability."""
+        probs = predict(net, samples.images)
+        labels = samples.labels["label"]
+        if self.positive_class is not None:
+            score, faces = probs[:, self.positive_class], labels == self.positive_class
+        else:
+            score = probs.reshape(-1)
+            faces = (labels[:, None] == np.arange(probs.shape[1])[None, :]).reshape(-1)
         order = np.argsort(-score, kind="stable")
         tp = np.cumsum(faces[order]) / max(1, faces.sum())
         fp = np.cumsum(~faces[order]) / max(1, (~faces).sum())
@@ -393,15 +402,19 @@ class Trainer:
         plot_training_curves(shown, save=self.out_dir / "curves.png", title=f"{self.name}: training curves")
 
     def plot_roc(self) -> Path | None:
-        """ROC of a detection net on the validation samples (roc.png); None for other nets."""
-        if getattr(self.task, "positive_class", None) is None or not len(self.val_set):
+        """ROC of the net on the validation samples (roc.png): faces against non-faces for a
+        detection net, each class against the rest (pooled) for a calibration net. None when the
+        task has no ROC or there are no validation samples."""
+        if not hasattr(self.task, "roc") or not len(self.val_set):
             return None
         from .plots import plot_roc
 
         fp, tp = self.task.roc(self.net, self.val_set)
         path = self.out_dir / "roc.png"
-        plot_roc({self.name: (fp, tp)}, save=path, xlabel="share of validation non-faces passing",
-                 title=f"{self.name}: validation ROC")
+        detection = getattr(self.task, "positive_class", None) is not None
+        xlabel = "share of validation non-faces passing" if detection else \
+            "false positive rate (every class against the rest, pooled)"
+        plot_roc({self.name: (fp, tp)}, save=path, xlabel=xlabel, title=f"{self.name}: validation ROC")
         return path
 
 

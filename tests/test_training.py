@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from layers import Linear
 from nets import Net12
 from pipeline.training import ClassifierTask, SampleSet, TrainConfig, Trainer, recall_threshold, to_input
 
@@ -116,3 +117,16 @@ def test_a_short_run_on_real_face_crops_lowers_the_loss(tmp_path):
     history = trainer.run()
     assert history["train loss"][-1] < 0.8 * history["train loss"][0]
     assert history["val accuracy"][-1] > 0.8
+
+
+def test_a_calibration_task_draws_a_pooled_roc(tmp_path):
+    samples = toy_samples()
+    labels = samples.labels["label"] * 2  # classes 0 and 2 of three
+    three = SampleSet(samples.images, {"label": labels})
+    task = ClassifierTask(3, mirror_map=np.arange(3))
+    net = Net12(rng=np.random.default_rng(0))
+    net.children["fc2"] = Linear(16, 3, rng=np.random.default_rng(1))
+    fp, tp = task.roc(net, three)
+    assert len(fp) == len(tp) == 3 * len(three) and tp[-1] == fp[-1] == 1.0
+    trainer = Trainer(net, task, three, three, TrainConfig(epochs=1, batch_size=32), tmp_path, progress=False)
+    assert trainer.plot_roc().is_file()
