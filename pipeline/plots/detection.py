@@ -191,7 +191,7 @@ def plot_stage(trace, stage, save=None, threshold=None):
     if threshold is not None:
         rule = f"score > {threshold:g}"
     else:
-        rule = f"passed threshold {used:g}" if used is not None else "passed"
+        rule = f"passed threshold {used:.3g}" if used is not None else "passed"
     left.set_title(f"{name} input: {len(boxes)} boxes\n"
                    f"{int(kept.sum())} {rule} (lime), {int((~kept).sum())} rejected (red)",
                    fontsize=10)
