@@ -103,8 +103,11 @@ class MTCNNDetector:
     factor between levels (0 < factor < 1); nets: (pnet, rnet, onet) to use instead of the
     released models (they are used, not copied, and each ``detect`` leaves their modes as it
     found them: each stage runs its net inside `inference_mode`); workers: threads for the pyramid levels and crop
-    batches (default: the CPUs available; see `pipeline.parallel`). One detector runs one
-    ``detect`` at a time: give each thread of yours its own detector.
+    batches (default: the CPUs available; see `pipeline.parallel`); conventions: "released"
+    (default) keeps the three pixel conventions the released weights were trained with (see
+    `union_nms`, `heatmap_to_boxes` and `propose`), "exact" drops them, for nets trained here on
+    exact windows (`facecascade train mtcnn`). One detector runs one ``detect`` at a time: give
+    each thread of yours its own detector.
 
         det = MTCNNDetector()
         faces = det.detect("photo.jpg")            # list of Face, best first
@@ -112,7 +115,11 @@ class MTCNNDetector:
     """
 
     def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=DEFAULT_THRESHOLDS,
-                 factor: float = DEFAULT_FACTOR, nets=None, workers: int | None = None):
+                 factor: float = DEFAULT_FACTOR, nets=None, workers: int | None = None,
+                 conventions: str = "released"):
+        if conventions not in ("released", "exact"):
+            raise ValueError(f"conventions must be 'released' or 'exact'; got {conventions!r}")
+        self.exact = conventions == "exact"
         self.min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
         self.thresholds = arguments.probabilities("thresholds", thresholds)
         self.factor = arguments.fraction("factor", factor)
@@ -123,6 +130,10 @@ class MTCNNDetector:
         elif isinstance(nets, (str, bytes)) or not hasattr(nets, "__len__") or len(nets) != 3:
             raise ValueError(f"nets must be three nets (pnet, rnet, onet); got {nets!r}")
         self.pnet, self.rnet, self.onet = nets
+
+    def _nms(self, boxes, scores, threshold):
+        """IoU NMS: measured as the reference does (`union_nms`) or, with exact conventions, plainly."""
+        return nms(boxes, scores, threshold) if self.exact else union_nms(boxes, scores, threshold)
 
     def __repr__(self) -> str:
         nets = "released" if self.released else "given"
@@ -143,8 +154,8 @@ class MTCNNDetector:
         with inference_mode(self.pnet):
             maps = pnet_pyramid_maps(self.pnet, levels, map_fn=self.parallel.map)
         for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):
-            b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0])
-            keep = union_nms(b, s, NMS_WITHIN_LEVEL)
+            b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0], exact=self.exact)
+            keep = self._nms(b, s, NMS_WITHIN_LEVEL)
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
@@ -155,12 +166,13 @@ class MTCNNDetector:
         if not boxes:
             return Boxes.empty()
         boxes, scores, offsets = (np.concatenate(a) for a in (boxes, scores, offsets))
-        keep = union_nms(boxes, scores, NMS_ACROSS_LEVELS)
+        keep = self._nms(boxes, scores, NMS_ACROSS_LEVELS)
         boxes, scores, offsets = boxes[keep], scores[keep], offsets[keep]
         trace.pnet_after_nms = Boxes(boxes, scores)
         # The released decoder measures P-Net windows one pixel short (MATLAB's x2 - x1 on
         # inclusive coordinates); its offsets were fitted that way, so we scale them the same.
-        width, height = boxes[:, 2] - boxes[:, 0] - 1, boxes[:, 3] - boxes[:, 1] - 1
+        short = 0 if self.exact else 1
+        width, height = boxes[:, 2] - boxes[:, 0] - short, boxes[:, 3] - boxes[:, 1] - short
         regressed = apply_regression(boxes, offsets, widths=width, heights=height)
         out = Boxes(make_square(regressed).astype(np.float32), scores)
         trace.pnet_output = out
@@ -184,7 +196,7 @@ class MTCNNDetector:
         boxes, probs = boxes[passed], probs[passed]
         offsets = out["box"][passed] if out else np.zeros((0, 4), np.float32)
         trace.rnet_passed = Boxes(boxes, probs)
-        keep = union_nms(boxes, probs, NMS_RNET)
+        keep = self._nms(boxes, probs, NMS_RNET)
         boxes, probs, offsets = boxes[keep], probs[keep], offsets[keep]
         trace.rnet_after_nms = Boxes(boxes, probs)
         result = Boxes(make_square(apply_regression(boxes, offsets)).astype(np.float32), probs)

@@ -61,7 +61,7 @@ def pnet_maps(pnet, level: np.ndarray):
     return softmax(out["face"])[0, 1], out["box"][0]
 
 
-def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float):
+def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float, exact: bool = False):
     """Candidate boxes from one level's P-Net maps.
 
     prob: (OH, OW) face probability; offsets: (4, OH, OW); scale: level size / image size;
@@ -74,9 +74,14 @@ def heatmap_to_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, thresh
     x1 = floor((2c + 1) / s) - 1 and x2 = floor((2c + 12) / s) in our 0-based convention.
     The box-regression offsets were learned against those rounded windows, so we keep the
     rounding: it moves a box by up to a pixel, and the final faces match the reference's.
+    exact=True gives the windows themselves, [2c, 2c + 12) / s, for nets trained here on
+    exact windows.
     """
     rows, cols = np.nonzero(prob >= threshold)
     corners = np.stack([cols, rows], axis=1).astype(np.float32) * STRIDE
+    if exact:
+        boxes = np.concatenate([corners, corners + CELL_SIZE], axis=1) / np.float32(scale)
+        return boxes.astype(np.float32), prob[rows, cols], offsets[:, rows, cols].T.copy()
     # float32 division, as the reference: at scale 0.6, 3 / 0.6 is 4.9999998 and floors to 4
     scale32 = np.float32(scale)
     top_left = np.floor((corners + 1) / scale32) - 1

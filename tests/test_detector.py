@@ -283,3 +283,33 @@ def test_a_6000_by_4000_photo_completes(detector, astronaut):
     assert len(faces) == 1
     x1, y1, x2, y2 = faces[0].box
     assert 1900 < (x1 + x2) / 2 < 2700 and 500 < (y1 + y2) / 2 < 1400  # the astronaut's face, scaled
+
+
+def test_exact_windows_are_the_cells_divided_by_the_scale():
+    from pipeline.proposals import heatmap_to_boxes
+
+    prob = np.zeros((4, 5), np.float32)
+    prob[3, 2] = 0.9
+    offsets = np.zeros((4, 4, 5), np.float32)
+    boxes, scores, _ = heatmap_to_boxes(prob, offsets, 0.6, 0.5, exact=True)
+    np.testing.assert_allclose(boxes, [[4 / 0.6, 6 / 0.6, 16 / 0.6, 18 / 0.6]], rtol=1e-6)
+    rounded, _, _ = heatmap_to_boxes(prob, offsets, 0.6, 0.5)
+    assert not np.allclose(rounded, boxes)  # the released decoder rounds to whole pixels
+
+
+def test_exact_conventions_still_find_the_face_with_the_released_nets():
+    from pipeline.boxes import iou
+    from pipeline.demo import sample_photo
+
+    image = sample_photo()
+    released = MTCNNDetector().detect(image)
+    exact = MTCNNDetector(conventions="exact").detect(image)
+    assert len(released) == len(exact) == 1
+    # the released nets were trained with the rounded windows, so the exact ones move the box a
+    # little (IoU 0.88 here): the same face, not the reference's pixels
+    assert iou(released[0].box, exact[0].box[None])[0] > 0.8
+
+
+def test_unknown_conventions_are_refused():
+    with pytest.raises(ValueError, match="conventions"):
+        MTCNNDetector(conventions="matlab")
