@@ -124,14 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     cascade.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
     cascade.add_argument("--quick", action="store_true",
                          help="a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
-    mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: so far stage 1, P-Net")
+    mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: so far P-Net and R-Net")
     mtcnn.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
                        help="the face data kit folder (cuhk80/, negatives/)"
                        + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
     mtcnn.add_argument("--out", type=Path, required=True, metavar="DIR",
                        help="folder for samples, checkpoints, figures and weights/mtcnn_*.npz")
     mtcnn.add_argument("--stage", nargs="+", metavar="NET", default=None,
-                       help="train only these nets (pnet; R-Net and O-Net are not available yet)")
+                       help="train only these nets (pnet rnet; O-Net is not available yet)")
     mtcnn.add_argument("--resume", action="store_true",
                        help="continue: skip finished nets, resume a net from its last checkpoint")
     mtcnn.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")

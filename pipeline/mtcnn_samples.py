@@ -296,3 +296,71 @@ def describe_kinds(samples: SampleSet) -> str:
     """"3,000 negatives, 1,000 positives, 1,000 parts, 2,000 landmarks"."""
     kind = samples.labels["kind"]
     return ", ".join(f"{int((kind == k).sum()):,} {name}s" for k, name in enumerate(KIND_NAMES))
+
+
+# ---------------------------------------------------------------- hard examples for R-Net and O-Net
+
+def proposed_windows(detector, photo: np.ndarray, stage: int) -> np.ndarray:
+    """The square windows a partly trained MTCNN passes on: P-Net's output (stage 1) or
+    R-Net's (stage 2). detector: an `MTCNNDetector` with those nets trained; photo: (H, W, 3)
+    uint8. Returns (K, 4) float64 squares x1, y1, x2, y2 in pixels."""
+    from .images import to_chw_float
+    from .trace import Trace
+
+    chw, trace = to_chw_float(photo), Trace(image=photo)
+    found = detector.propose(chw, trace)
+    if stage >= 2 and len(found):
+        found = detector.refine(chw, found, trace)
+    return np.asarray(found.boxes, np.float64).reshape(-1, 4)
+
+
+def mined_face_samples(rng: np.random.Generator, detector, photo: np.ndarray, box, size: int, stage: int,
+                       counts: MTCNNSampleCounts, share_gray: float) -> SampleSet:
+    """Hard examples of one face photo: the windows the earlier stage(s) propose, labelled by
+    IoU with the face (positive, part, negative) with their box targets; at most as many of
+    each kind as ``counts`` asks per face. Windows are put on whole pixels first (`snap_to_pixels`)
+    and positives and parts must lie inside the photo, so that a crop is its window exactly."""
+    height, width = photo.shape[:2]
+    windows = snap_to_pixels(proposed_windows(detector, photo, stage))
+    kinds, _ = label_windows(windows, box)
+    whole = inside(windows, width, height)
+    sets = []
+    for kind, count in ((POSITIVE, counts.positives_per_face), (PART, counts.parts_per_face)):
+        chosen = windows[_pick(rng, np.flatnonzero((kinds == kind) & whole), count)]
+        sets.append((cut(photo, chosen, size)[0], _labels(kind, len(chosen), box=regression_targets(chosen, box))))
+    chosen = windows[_pick(rng, np.flatnonzero(kinds == NEGATIVE), counts.face_negatives_per_face)]
+    patches, kept = cut(photo, chosen, size)
+    sets.append((patches, _labels(NEGATIVE, len(kept))))
+    images = np.concatenate([patches for patches, _ in sets])
+    return SampleSet(match_colour(rng, images, share_gray),
+                     {name: np.concatenate([labels[name] for _, labels in sets]) for name in ("kind", "box", "landmarks")})
+
+
+def mined_photo_negatives(rng: np.random.Generator, detector, photos, size: int, stage: int, per_photo: int) -> SampleSet:
+    """Hard negatives: up to ``per_photo`` proposed windows of each face-free photo."""
+    images = []
+    for info in photos:
+        photo = load_image(info.path)
+        windows = proposed_windows(detector, photo, stage)
+        windows = windows[_pick(rng, np.arange(len(windows)), per_photo)]
+        images.append(cut(photo, windows, size)[0])
+    images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return SampleSet(images, _labels(NEGATIVE, len(images)))
+
+
+def build_mined_samples(net: str, split: str, data_dir, counts: MTCNNSampleCounts, seed: int, detector,
+                        mined: MTCNNSampleCounts, photo_windows: int) -> SampleSet:
+    """R-Net's ("rnet", stage 1 mined) or O-Net's ("onet", stages 1-2 mined) samples: the random
+    samples of `build_mtcnn_samples` (counts), plus the hard examples the earlier stages propose
+    on the same face photos (mined: how many of each kind per face) and up to ``photo_windows``
+    proposed windows per face-free photo."""
+    size, stage = SAMPLE_SIZES[net], {"rnet": 1, "onet": 2}[net]
+    base = build_mtcnn_samples(net, split, data_dir, counts, seed)
+    rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 3])
+    faces, photos = _faces_and_photos(data_dir, split, counts)
+    share = gray_share(negative_photos(data_dir, "train"))
+    with detector.parallel.session():
+        parts = [mined_face_samples(rng, detector, load_image(face.path), face.box, size, stage, mined, share)
+                 for face in faces]
+        parts.append(mined_photo_negatives(rng, detector, photos, size, stage, photo_windows))
+    return SampleSet.concat([base, *parts])

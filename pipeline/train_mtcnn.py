@@ -1,14 +1,17 @@
 """`facecascade train mtcnn`: MTCNN's nets trained from scratch with the shared loop.
 
-Stage 1 (this module so far): P-Net on 12 x 12 windows of the training faces labelled by IoU
+Stage 1: P-Net on 12 x 12 windows of the training faces labelled by IoU
 (negative, part, positive) with their box offsets, landmark windows with the five points, and
 random windows of the training face-free photos, mixed about 3 : 1 : 1 : 2
 (`pipeline.mtcnn_samples`), under the multi-task loss with online hard example mining
 (`pipeline.multitask`). The weights, with the face threshold that keeps 99% of the validation
 positives, go to ``<out>/weights/mtcnn_pnet.npz``.
 
-R-Net and O-Net train on the windows that the trained earlier stages let through (hard
-examples); their stages are the next step and are not here yet.
+Stage 2: R-Net on 24 x 24 windows: the same kinds of random samples, plus the hard examples,
+the windows that the trained P-Net proposes on the training face photos (labelled by IoU with
+the face) and on the training face-free photos. The detector that proposes them uses the exact
+window conventions (`MTCNNDetector(conventions="exact")`), as the nets here are trained on
+exact windows. O-Net (stage 3, on R-Net's windows) is the next step and is not here yet.
 """
 
 from __future__ import annotations
@@ -19,19 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-from nets import PNet
-from nets.weights import save_weights
+from nets import ONet, PNet, RNet
+from nets.weights import load_weights, save_weights
 
-from .mtcnn_samples import MTCNNSampleCounts, cached_mtcnn_samples
+from .mtcnn_samples import MTCNNSampleCounts, build_mined_samples, cached_mtcnn_samples
 from .multitask import task_for_net
-from .training import TrainConfig, Trainer
+from .mtcnn_samples import describe_kinds
+from .training import TrainConfig, Trainer, load_or_build
 
-STAGES = ("pnet",)
+STAGES = ("pnet", "rnet")
+NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 COUNTS = {"pnet": MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4,
-                                    face_negatives_per_face=2, photo_negatives_per_face=4)}
+                                    face_negatives_per_face=2, photo_negatives_per_face=4),
+          "rnet": MTCNNSampleCounts(positives_per_face=1, parts_per_face=1, landmarks_per_face=2,
+                                    face_negatives_per_face=1, photo_negatives_per_face=1)}
+# hard examples per face photo (of each kind) and per face-free photo
+MINED = {"rnet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25)}
 # The new box and landmark heads start far from their targets: SGD with momentum diverged at
 # lr >= 0.01 on P-Net here, and 0.005 trains steadily.
-CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(8, 11), weight_decay=5e-4)}
+CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(8, 11), weight_decay=5e-4),
+           "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4)}
 QUICK_COUNTS = MTCNNSampleCounts(max_faces=200, max_photos=20)
 QUICK_EPOCHS = 2
 
@@ -50,10 +60,22 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     counts = QUICK_COUNTS if quick else COUNTS[net]
     config = replace(CONFIGS[net], seed=seed, epochs=QUICK_EPOCHS if quick else CONFIGS[net].epochs)
     start = time.perf_counter()
-    train_set = cached_mtcnn_samples(net, "train", data_dir, out_dir, counts, seed, log=log)
-    val_set = cached_mtcnn_samples(net, "val", data_dir, out_dir, counts, seed, log=log)
+    if net == "pnet":
+        train_set = cached_mtcnn_samples(net, "train", data_dir, out_dir, counts, seed, log=log)
+        val_set = cached_mtcnn_samples(net, "val", data_dir, out_dir, counts, seed, log=log)
+    else:
+        detector = detector_so_far(out_dir / "weights", STAGES.index(net))
+        mined, per_photo = MINED[net]
+        if quick:
+            mined = replace(mined, max_faces=counts.max_faces, max_photos=counts.max_photos)
+        train_set, val_set = (
+            load_or_build(out_dir / "samples" / f"{net}-{split}.npz",
+                          lambda split=split: build_mined_samples(net, split, data_dir, counts, seed, detector,
+                                                                  mined, per_photo),
+                          what=f"{net} {split}", describe=describe_kinds, log=log)
+            for split in ("train", "val"))
     log(f"{net}: samples ready in {time.perf_counter() - start:.0f} s")
-    model = PNet(rng=np.random.default_rng([seed, STAGES.index(net)]), landmarks=True).train()
+    model = NETS[net](rng=np.random.default_rng([seed, STAGES.index(net)]), landmarks=True).train()
     task = task_for_net(net)
     trainer = Trainer(model, task, train_set, val_set, config, out_dir / net, name=net, progress=progress)
     trainer.run(resume=resume)
@@ -64,6 +86,22 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     log(f"{net}: best epoch {trainer.best[0]}; " + ", ".join(f"{k} {v:.4f}" for k, v in final.items())
         + f"; wrote {path} ({time.perf_counter() - start:.0f} s)")
     return path
+
+
+def detector_so_far(weights_dir, stages: int):
+    """An `MTCNNDetector` (exact window conventions) whose first ``stages`` nets are the trained
+    scratch nets, with their thresholds; the others are untrained placeholders it never runs."""
+    from .mtcnn import MTCNNDetector
+
+    nets, thresholds = [], []
+    for name in ("pnet", "rnet", "onet"):
+        net = NETS[name](landmarks=True)
+        threshold = 0.5
+        if len(nets) < stages:
+            threshold = float(load_weights(net, weights_file(name, weights_dir))["threshold"])
+        nets.append(net)
+        thresholds.append(threshold)
+    return MTCNNDetector(nets=tuple(nets), thresholds=tuple(thresholds), conventions="exact")
 
 
 def train_mtcnn(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool = False, quick: bool = False,

@@ -163,12 +163,12 @@ def test_train_mtcnn_quick_writes_pnet_weights(tmp_path):
     from pipeline.cli import main
 
     data = require_data("cuhk80", "train.txt").parents[1]
-    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick"]) == 0
+    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--stage", "pnet"]) == 0
     meta = load_weights(PNet(landmarks=True), tmp_path / "weights" / "mtcnn_pnet.npz")
     assert 0.0 <= float(meta["threshold"]) <= 1.0
     assert (tmp_path / "pnet" / "curves.png").is_file()
     # a finished stage is skipped on --resume
-    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--resume"]) == 0
+    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--stage", "pnet", "--resume"]) == 0
 
 
 def test_train_refuses_an_unknown_stage(tmp_path, capsys):
