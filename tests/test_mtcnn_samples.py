@@ -292,3 +292,37 @@ def test_sets_are_reproducible_and_the_splits_differ(tiny_kit):
 def test_an_unknown_net_is_refused(tiny_kit, tmp_path):
     with pytest.raises(ValueError, match="pnet"):
         cached_mtcnn_samples("net12", "train", tiny_kit, tmp_path, MTCNNSampleCounts(), seed=0)
+
+
+class _ProposingDetector:
+    """Stands in for an MTCNNDetector whose stage 1 proposes fixed windows."""
+
+    def __init__(self, windows):
+        from pipeline.trace import Boxes
+
+        self.found = Boxes(np.asarray(windows, np.float32), np.ones(len(windows), np.float32))
+
+    def propose(self, image_chw, trace):
+        return self.found
+
+
+def test_mined_windows_are_labelled_by_iou_with_their_targets():
+    from pipeline.boxes import apply_regression
+    from pipeline.mtcnn_samples import MTCNNSampleCounts, mined_face_samples
+    from pipeline.multitask import NEGATIVE, PART, POSITIVE
+
+    photo = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    box = np.array([20.0, 20.0, 60.0, 60.0])
+    windows = [[20, 20, 60, 60],   # the face: positive
+               [30, 30, 70, 70],   # IoU 0.39: between part and negative, not used
+               [26, 26, 66, 66],   # IoU 0.55: part
+               [0, 0, 16, 16]]     # negative
+    counts = MTCNNSampleCounts(positives_per_face=5, parts_per_face=5, face_negatives_per_face=5)
+    samples = mined_face_samples(np.random.default_rng(1), _ProposingDetector(windows), photo, box, 24, 1, counts, 0.0)
+    assert sorted(samples.labels["kind"].tolist()) == sorted([POSITIVE, PART, NEGATIVE])
+    for kind, window in ((POSITIVE, windows[0]), (PART, windows[2])):
+        offsets = samples.labels["box"][samples.labels["kind"] == kind]
+        np.testing.assert_allclose(apply_regression(np.array([window], np.float64), offsets.astype(np.float64)),
+                                   box[None], atol=1e-5)
+    assert np.isnan(samples.labels["box"][samples.labels["kind"] == NEGATIVE]).all()
+    assert samples.images.shape == (3, 24, 24, 3)
