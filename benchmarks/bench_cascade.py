@@ -17,27 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_detect import median_time  # noqa: E402  (median of repeats after one warm-up)
 PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first calls allocate and fill caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def training_worker(repeats: int, batch: int) -> None:

@@ -112,31 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a cascade on the face data kit")
     which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
     cascade = which.add_parser("cascade", help="Cascade-CNN: 12-net, 12-cal, 24-net, 24-cal, 48-net, 48-cal")
-    cascade.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
-                         help="the face data kit folder (cuhk80/, negatives/)"
-                         + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
-    cascade.add_argument("--out", type=Path, required=True, metavar="DIR",
-                         help="folder for samples, checkpoints, figures and weights/cascade_*.npz")
-    cascade.add_argument("--stage", nargs="+", metavar="NET", default=None,
-                         help="train only these nets (net12 cal12 net24 cal24 net48 cal48; default all, in order)")
-    cascade.add_argument("--resume", action="store_true",
-                         help="continue: skip finished nets, resume a net from its last checkpoint")
-    cascade.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
-    cascade.add_argument("--quick", action="store_true",
-                         help="a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
+    _training_arguments(cascade, data, "weights/cascade_*.npz",
+                        "net12 cal12 net24 cal24 net48 cal48; default all, in order",
+                        "a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
     mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: so far P-Net and R-Net")
-    mtcnn.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
-                       help="the face data kit folder (cuhk80/, negatives/)"
-                       + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
-    mtcnn.add_argument("--out", type=Path, required=True, metavar="DIR",
-                       help="folder for samples, checkpoints, figures and weights/mtcnn_*.npz")
-    mtcnn.add_argument("--stage", nargs="+", metavar="NET", default=None,
-                       help="train only these nets (pnet rnet; O-Net is not available yet)")
-    mtcnn.add_argument("--resume", action="store_true",
-                       help="continue: skip finished nets, resume a net from its last checkpoint")
-    mtcnn.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
-    mtcnn.add_argument("--quick", action="store_true", help="a tiny run (200 faces, 20 photos, 2 epochs)")
+    _training_arguments(mtcnn, data, "weights/mtcnn_*.npz", "pnet rnet; O-Net is not available yet",
+                        "a tiny run (200 faces, 20 photos, 2 epochs)")
     return parser
+
+
+def _training_arguments(parser, data, weights: str, stages: str, quick: str) -> None:
+    """The options every `facecascade train CASCADE` command takes."""
+    parser.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
+                        help="the face data kit folder (cuhk80/, negatives/)"
+                        + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help=f"folder for samples, checkpoints, figures and {weights}")
+    parser.add_argument("--stage", nargs="+", metavar="NET", default=None, help=f"train only these nets ({stages})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue: skip finished nets, resume a net from its last checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
+    parser.add_argument("--quick", action="store_true", help=quick)
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, round_to_st
 from .calibration import NUM_PATTERNS, mirrored_patterns
 from .cascade_samples import FACE, SampleCounts, cached_samples
 from .datasets import face_split
-from .training import ClassifierTask, TrainConfig, Trainer
+from .training import ClassifierTask, TrainConfig, Trainer, run_stages
 
 STAGES = ("net12", "cal12", "net24", "cal24", "net48", "cal48")
 TARGET_RECALL = 0.99  # each detection stage keeps this share of the validation faces
@@ -172,17 +172,10 @@ def train_cascade(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool 
                   progress: bool = True, log=print) -> list[Path]:
     """Train the given stages in order (default: all six). With resume=True a stage whose
     weights exist is skipped and a stage with a checkpoint continues from it."""
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
-    written = []
-    for net in (s for s in STAGES if s in stages):
-        path = weights_path(net, Path(out_dir) / "weights")
-        if resume and path.is_file():
-            log(f"{net}: done already ({path})")
-            written.append(path)
-            continue
-        written.append(train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log))
+    weights_dir = Path(out_dir) / "weights"
+    written = run_stages(stages, STAGES, lambda net: weights_path(net, weights_dir),
+                         lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
+                         resume, log)
     if "cal48" in stages or "net48" in stages:
         choose_operating_point(data_dir, out_dir, quick, log)
     return written

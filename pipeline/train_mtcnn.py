@@ -28,7 +28,7 @@ from nets.weights import load_weights, save_weights
 from .mtcnn_samples import MTCNNSampleCounts, build_mined_samples, cached_mtcnn_samples
 from .multitask import task_for_net
 from .mtcnn_samples import describe_kinds
-from .training import TrainConfig, Trainer, load_or_build
+from .training import TrainConfig, Trainer, load_or_build, run_stages
 
 STAGES = ("pnet", "rnet")
 NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
@@ -108,15 +108,7 @@ def train_mtcnn(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool = 
                 progress: bool = True, log=print) -> list[Path]:
     """Train the given stages in order. With resume=True a finished stage is skipped and a
     stage with a checkpoint continues from it."""
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown or not yet available stage(s) {unknown}; stages are {list(STAGES)}")
-    written = []
-    for net in (s for s in STAGES if s in stages):
-        path = weights_file(net, Path(out_dir) / "weights")
-        if resume and path.is_file():
-            log(f"{net}: done already ({path})")
-            written.append(path)
-            continue
-        written.append(train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log))
-    return written
+    weights_dir = Path(out_dir) / "weights"
+    return run_stages(stages, STAGES, lambda net: weights_file(net, weights_dir),
+                      lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
+                      resume, log)

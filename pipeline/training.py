@@ -418,6 +418,26 @@ class Trainer:
         return path
 
 
+def run_stages(stages, order, weights_of, train_one, resume: bool = False, log=print) -> list[Path]:
+    """Train the named ``stages`` in the cascade's ``order``: the stage loop of every
+    `facecascade train` command. weights_of(name) -> the stage's weights file; train_one(name)
+    -> trains it and returns that path. With resume=True a stage whose weights file exists is
+    done and skipped (a stage with a checkpoint continues inside train_one). Raises ValueError
+    naming unknown stages. Returns the weights paths in order."""
+    unknown = [s for s in stages if s not in order]
+    if unknown:
+        raise ValueError(f"unknown or not yet available stage(s) {unknown}; stages are {list(order)}")
+    written = []
+    for name in (s for s in order if s in stages):
+        path = weights_of(name)
+        if resume and path.is_file():
+            log(f"{name}: done already ({path})")
+        else:
+            path = train_one(name)
+        written.append(path)
+    return written
+
+
 def _progress(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable

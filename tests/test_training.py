@@ -130,3 +130,21 @@ def test_a_calibration_task_draws_a_pooled_roc(tmp_path):
     assert len(fp) == len(tp) == 3 * len(three) and tp[-1] == fp[-1] == 1.0
     trainer = Trainer(net, task, three, three, TrainConfig(epochs=1, batch_size=32), tmp_path, progress=False)
     assert trainer.plot_roc().is_file()
+
+
+def test_run_stages_skips_finished_stages_on_resume_and_refuses_unknown_ones(tmp_path):
+    from pipeline.training import run_stages
+
+    (tmp_path / "a.npz").write_bytes(b"done")
+    trained = []
+
+    def train_one(name):
+        trained.append(name)
+        return tmp_path / f"{name}.npz"
+
+    paths = run_stages(("b", "a"), ("a", "b"), lambda n: tmp_path / f"{n}.npz", train_one, resume=True, log=lambda m: None)
+    assert trained == ["b"] and paths == [tmp_path / "a.npz", tmp_path / "b.npz"]
+    run_stages(("a",), ("a", "b"), lambda n: tmp_path / f"{n}.npz", train_one, resume=False, log=lambda m: None)
+    assert trained == ["b", "a"]
+    with pytest.raises(ValueError, match="zz"):
+        run_stages(("zz",), ("a", "b"), lambda n: tmp_path / f"{n}.npz", train_one)
