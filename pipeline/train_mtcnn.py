@@ -30,18 +30,23 @@ from .multitask import task_for_net
 from .mtcnn_samples import describe_kinds
 from .training import TrainConfig, Trainer, load_or_build, run_stages
 
-STAGES = ("pnet", "rnet")
+STAGES = ("pnet", "rnet", "onet")
 NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 COUNTS = {"pnet": MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4,
                                     face_negatives_per_face=2, photo_negatives_per_face=4),
           "rnet": MTCNNSampleCounts(positives_per_face=1, parts_per_face=1, landmarks_per_face=2,
+                                    face_negatives_per_face=1, photo_negatives_per_face=1),
+          "onet": MTCNNSampleCounts(positives_per_face=1, parts_per_face=1, landmarks_per_face=2,
                                     face_negatives_per_face=1, photo_negatives_per_face=1)}
 # hard examples per face photo (of each kind) and per face-free photo
-MINED = {"rnet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25)}
+MINED = {"rnet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25),
+         "onet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25)}
 # The new box and landmark heads start far from their targets: SGD with momentum diverged at
-# lr >= 0.01 on P-Net here, and 0.005 trains steadily.
+# lr >= 0.01 on P-Net here, and 0.005 trains steadily; the deeper O-Net diverged within six batches
+# at 0.005 and trains steadily at 0.002.
 CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(8, 11), weight_decay=5e-4),
-           "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4)}
+           "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4),
+           "onet": TrainConfig(epochs=8, batch_size=256, lr=0.002, milestones=(5, 7), weight_decay=5e-4)}
 QUICK_COUNTS = MTCNNSampleCounts(max_faces=200, max_photos=20)
 QUICK_EPOCHS = 2
 
@@ -85,7 +90,57 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     save_weights(model, path, {"threshold": final["threshold"]})
     log(f"{net}: best epoch {trainer.best[0]}; " + ", ".join(f"{k} {v:.4f}" for k, v in final.items())
         + f"; wrote {path} ({time.perf_counter() - start:.0f} s)")
+    if net == "onet":
+        choose_operating_point(data_dir, out_dir, quick, log)
     return path
+
+
+def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) -> dict:
+    """O-Net's final threshold, chosen on validation images only.
+
+    The scratch detector runs with O-Net's threshold at 0 over the validation faces and the
+    validation face-free photos (index % 10 == 8, never trained on or mined). O-Net's threshold
+    becomes the lowest at which at most 0.1 false positives per photo remain (an O-Net score
+    above it is kept); if the detector stays within that budget anyway, the threshold that keeps
+    99% of the validation positives stays. Lowering only the last threshold changes nothing
+    before it, and NMS after O-Net visits boxes best first, so the detections above a threshold
+    are the same whether the others were there or not. Written to O-Net's weights file as
+    ``meta.operating_threshold``, which `MTCNNDetector(weights=...)` uses. Returns
+    {"operating_threshold", "val_recall", "false_positives", "photos"}.
+    """
+    from nets.weights import read_npz, save_arrays
+
+    from .cascade_samples import negative_photos
+    from .datasets import face_split
+    from .evaluation import operating_point, pool, recall_above
+    from .images import load_image
+
+    weights_dir = Path(out_dir) / "weights"
+    detector = detector_so_far(weights_dir, 3)
+    own_threshold = detector.thresholds[2]
+    detector.thresholds = (*detector.thresholds[:2], 0.0)
+    faces = face_split(data_dir, "val")[: 200 if quick else None]
+    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
+
+    def run(path):
+        found = detector.detect(load_image(path))
+        return (np.array([f.box for f in found]).reshape(-1, 4), np.array([f.score for f in found]))
+
+    with detector.parallel.session():
+        pooled = pool((face.box[None], *run(face.path)) for face in faces)
+        negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
+    point = operating_point(negative_scores, len(photos))
+    # The detector keeps O-Net scores > threshold, the same test as `recall_above`.
+    threshold = own_threshold if point["score_above"] is None else point["score_above"]
+    result = {"operating_threshold": threshold, "val_recall": recall_above(pooled, threshold),
+              "false_positives": int(np.sum(negative_scores > threshold)), "photos": len(photos)}
+    path = weights_file("onet", weights_dir)
+    arrays = read_npz(path)
+    arrays["meta.operating_threshold"] = np.array(threshold)
+    save_arrays(arrays, path)
+    log(f"operating point: O-Net threshold {threshold:.4f} keeps {result['val_recall']:.3f} of the validation "
+        f"faces with {result['false_positives']} false positives on {len(photos)} validation face-free photos")
+    return result
 
 
 def detector_so_far(weights_dir, stages: int):
