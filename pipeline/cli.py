@@ -5,6 +5,7 @@
     facecascade demo [PATH]          the whole MTCNN pipeline on a photo (default: a sample), figure by figure
     facecascade evaluate             recall, false positives and ROC of a detector on the data kit
     facecascade train cascade        train the six Cascade-CNN nets, stage by stage
+    facecascade train mtcnn          train MTCNN's P-Net, R-Net and O-Net from scratch
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(square box crops for a detector without landmarks), to OUT/crops/STEM_faceK.png, "
                         "K counting from 0 in the JSON's order")
     detect.add_argument("--detector", choices=DETECTORS, default="mtcnn",
-                        help="mtcnn (released weights, default) or cascade (Cascade-CNN trained here)")
+                        help="mtcnn (default) or cascade (Cascade-CNN trained here)")
+    _weights_argument(detect)
 
     demo = commands.add_parser("demo", help="run MTCNN on a photo (yours, or a sample) and write one figure per stage")
     demo.add_argument("image", nargs="?", type=Path, default=None, metavar="PATH",
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the figures (default ./facecascade-demo)")
     demo.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                       help="mtcnn (default) or cascade (Cascade-CNN trained here)")
+    _weights_argument(demo)
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a detector on the face data kit (val faces, photos, face-free photos)")
@@ -106,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                           + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
     evaluate.add_argument("--out", type=Path, required=True, metavar="DIR",
                           help="folder for evaluation.json and roc.png")
-    evaluate.add_argument("--weights", default="released", metavar="NAME",
-                          help="which weights to load; only 'released' (MTCNN's) for now")
+    _weights_argument(evaluate)
 
     train = commands.add_parser("train", help="train a cascade on the face data kit")
     which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
@@ -115,10 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     _training_arguments(cascade, data, "weights/cascade_*.npz",
                         "net12 cal12 net24 cal24 net48 cal48; default all, in order",
                         "a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
-    mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: so far P-Net and R-Net")
-    _training_arguments(mtcnn, data, "weights/mtcnn_*.npz", "pnet rnet; O-Net is not available yet",
+    mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: P-Net, R-Net, O-Net")
+    _training_arguments(mtcnn, data, "weights/mtcnn_*.npz", "pnet rnet onet; default all, in order",
                         "a tiny run (200 faces, 20 photos, 2 epochs)")
     return parser
+
+
+def _weights_argument(parser) -> None:
+    parser.add_argument("--weights", default="released", metavar="NAME",
+                        help="MTCNN's weights: released (the authors', default), scratch (trained here in NumPy) "
+                        "or the weights folder of a `facecascade train mtcnn` run")
 
 
 def _training_arguments(parser, data, weights: str, stages: str, quick: str) -> None:
@@ -128,7 +136,8 @@ def _training_arguments(parser, data, weights: str, stages: str, quick: str) -> 
                         + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help=f"folder for samples, checkpoints, figures and {weights}")
-    parser.add_argument("--stage", nargs="+", metavar="NET", default=None, help=f"train only these nets ({stages})")
+    parser.add_argument("--stage", nargs="+", metavar="NET", default=None,
+                        help=f"train only these nets ({stages}; 'all' for every net)")
     parser.add_argument("--resume", action="store_true",
                         help="continue: skip finished nets, resume a net from its last checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of samples, initial weights and shuffling")
@@ -196,8 +205,8 @@ def run_detect(args) -> int:
         print("error: no images found in " + ", ".join(str(p) for p in args.paths), file=sys.stderr)
         return 1
     try:
-        detector = make_detector(args.detector, min_face_size=args.min_face, thresholds=args.thresholds,
-                                 factor=args.factor)
+        detector = make_detector(args.detector, args.weights, min_face_size=args.min_face,
+                                 thresholds=args.thresholds, factor=args.factor)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -246,7 +255,7 @@ def run_demo(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     try:
-        detector = make_detector(args.detector)
+        detector = make_detector(args.detector, args.weights)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -263,20 +272,29 @@ def run_demo(args) -> int:
 def make_detector(which: str, weights: str = "released", min_face_size: float = 20.0, thresholds=None,
                   factor: float | None = None):
     """The detector named on the command line: "mtcnn" or "cascade", finding faces of at least
-    min_face_size pixels; thresholds (three probabilities) and factor (the pyramid's) default
-    to the detector's own. Raises ValueError with a message for the user when it cannot be made."""
-    if weights != "released":
-        raise ValueError(f"unknown weights {weights!r}: only the released weights are available "
-                         "(--weights released)")
+    min_face_size pixels; weights: MTCNN's "released", "scratch" or a weights folder (the
+    Cascade-CNN has one set, trained here); thresholds (three probabilities) and factor (the
+    pyramid's) default to the detector's own. Raises ValueError with a message for the user
+    when it cannot be made."""
     settings = {"min_face_size": min_face_size}
     if thresholds is not None:
         settings["thresholds"] = tuple(thresholds)
     if factor is not None:
         settings["factor"] = factor
     if which == "mtcnn":
+        from nets import WEIGHT_SETS, WeightsError
+
         from .mtcnn import MTCNNDetector
 
-        return MTCNNDetector(**settings)
+        if weights not in WEIGHT_SETS and not Path(weights).is_dir():
+            raise ValueError(f"--weights {weights}: not one of {', '.join(WEIGHT_SETS)}, nor a folder")
+        try:
+            return MTCNNDetector(weights=weights, **settings)
+        except WeightsError as exc:
+            raise ValueError(f"--weights {weights}: {exc}") from exc
+    if weights != "released":
+        raise ValueError(f"--weights {weights}: the Cascade-CNN has one set of weights (trained here); "
+                         "--weights chooses MTCNN's")
     try:
         from .cascade import CascadeDetector
     except ImportError as exc:
@@ -299,7 +317,9 @@ def run_evaluate(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        results = evaluate(detector, args.data, args.out, name=args.detector)
+        name = args.detector if args.detector == "cascade" or args.weights == "released" \
+            else f"{args.detector} ({args.weights})"
+        results = evaluate(detector, args.data, args.out, name=name)
     except FileNotFoundError as exc:
         print(f"error: {exc.filename}: no such file (is --data {args.data} the face data kit folder?)",
               file=sys.stderr)
@@ -319,10 +339,11 @@ def run_train(args) -> int:
     else:
         from .train_cascade import STAGES, train_cascade as train
 
-    stages = tuple(args.stage) if args.stage else STAGES
+    stages = STAGES if not args.stage or "all" in args.stage else tuple(args.stage)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        print(f"error: --stage: unknown net(s) {', '.join(unknown)}; choose from {' '.join(STAGES)}", file=sys.stderr)
+        print(f"error: --stage: unknown net(s) {', '.join(unknown)}; choose from {' '.join(STAGES)} or all",
+              file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:

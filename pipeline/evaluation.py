@@ -204,15 +204,48 @@ def recall_above(pooled: Pooled, score_above) -> float | None:
     return int(np.sum(pooled.is_tp & keep)) / pooled.faces
 
 
+# ---------------------------------------------------------------- landmarks
+
+
+def landmark_error(predicted, truth) -> float:
+    """How far five predicted points are from the annotated ones, in inter-ocular distances.
+
+    predicted, truth: (5, 2) (x, y) in pixels, in the order left eye, right eye, nose, left
+    and right mouth corner. Returns the mean of the five point-to-point distances divided by
+    the distance between the two annotated eyes (the normalization of the MTCNN paper's
+    landmark results), so the error does not depend on the face's size.
+    """
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(5, 2)
+    truth = np.asarray(truth, dtype=np.float64).reshape(5, 2)
+    inter_ocular = np.hypot(*(truth[0] - truth[1]))
+    if inter_ocular <= 0:
+        raise ValueError("the annotated eyes coincide: the inter-ocular distance is 0")
+    return float(np.mean(np.hypot(*(predicted - truth).T)) / inter_ocular)
+
+
+def _landmark_summary(errors: list[float]) -> dict:
+    """Mean and median of the landmark errors of the found val faces (None if there are none)."""
+    return {"faces": len(errors), "mean": float(np.mean(errors)) if errors else None,
+            "median": float(np.median(errors)) if errors else None}
+
+
 # ---------------------------------------------------------------- running a detector
 
 
-def _detections(detector, image) -> tuple[np.ndarray, np.ndarray]:
-    """detector.detect(image) as boxes (D, 4) float64 and scores (D,) float64."""
+def _detections(detector, image) -> tuple[np.ndarray, np.ndarray, list]:
+    """detector.detect(image) as boxes (D, 4) float64, scores (D,) float64 and each face's
+    landmarks ((5, 2) float64, or None for a detector that gives none)."""
     faces = detector.detect(image)
     boxes = np.array([np.asarray(f.box, dtype=np.float64) for f in faces]).reshape(-1, 4)
     scores = np.array([float(f.score) for f in faces], dtype=np.float64)
-    return boxes, scores
+    points = [_points(f) for f in faces]
+    return boxes, scores, points
+
+
+def _points(face):
+    points = getattr(face, "landmarks", None)
+    points = None if points is None else np.asarray(points, dtype=np.float64)
+    return points if points is not None and points.shape == (5, 2) and np.isfinite(points).all() else None
 
 
 def _face_summary(pooled: Pooled, failed: list[str]) -> dict:
@@ -288,7 +321,10 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
     recall None, gray and color ({"images", "false_positives"} each), per_photo (path
     relative to negatives/ -> false positives, photos with none left out), failed, roc
     (thresholds and false positives); "operating_point": `operating_point` of the negatives
-    plus the recall of "val" and "photos" under it.
+    plus the recall of "val" and "photos" under it. "val" also holds "landmark_error":
+    {"faces", "mean", "median"}, the `landmark_error` of each found val face against its five
+    annotated points (faces 0 and None for a detector without landmarks; a face whose two
+    annotated eyes coincide has no inter-ocular distance and is left out).
     """
     from tqdm import tqdm
 
@@ -296,8 +332,10 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     # read every list first, so that a wrong folder fails before the long run
-    sets = {"val": [(r.path, r.box[None, :]) for r in face_split(data_dir, "val")],
+    val_faces = face_split(data_dir, "val")
+    sets = {"val": [(r.path, r.box[None, :]) for r in val_faces],
             "photos": labelled_photos(data_dir)}
+    val_points = {r.path: r.landmarks for r in val_faces}
     negatives = negative_split(data_dir, "heldout")
 
     start = time.perf_counter()
@@ -316,17 +354,24 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
         bar.update(1)
         return found
 
-    results, pooled = {"detector": name, "iou_threshold": IOU_THRESHOLD}, {}
+    results, pooled, errors = {"detector": name, "iou_threshold": IOU_THRESHOLD}, {}, []
     for key, images in sets.items():
         per_image, failed = [], []
         for path, truth in images:
             found = run(path)
             if found is None:
                 failed.append(str(path))
-            else:
-                per_image.append((truth, *found))
+                continue
+            boxes, scores, points = found
+            per_image.append((truth, boxes, scores))
+            if key == "val":  # the landmarks of the detection that found the face, if any
+                hit = np.flatnonzero(match_detections(truth, boxes, scores))
+                truth_points = val_points[path]
+                if len(hit) and points[hit[0]] is not None and np.any(truth_points[0] != truth_points[1]):
+                    errors.append(landmark_error(points[hit[0]], truth_points))
         pooled[key] = pool(per_image)
         results[key] = _face_summary(pooled[key], failed)
+    results["val"]["landmark_error"] = _landmark_summary(errors)
 
     found, failed = [], []
     for image in negatives:
@@ -398,6 +443,10 @@ def format_summary(results: dict) -> str:
              "at the detector's own thresholds"]
     for row in rows:
         lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+    marks = results["val"].get("landmark_error")
+    if marks and marks["faces"]:
+        lines.append(f"landmarks: mean error {marks['mean']:.4f} (median {marks['median']:.4f}) of the "
+                     f"inter-ocular distance, over the {marks['faces']} val faces found")
     lines.append(f"negatives: {_fraction(n['false_positives_per_photo'])} false positives per held-out "
                  f"face-free photo (gray {n['gray']['false_positives']} on {n['gray']['images']}, "
                  f"colour {n['color']['false_positives']} on {n['color']['images']})")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from layers import softmax
-from nets import ONET_SIZE, RNET_SIZE, pretrained_mtcnn
+from nets import ONET_SIZE, RNET_SIZE, load_mtcnn
 
 from .boxes import apply_regression, make_square, nms
 from .crops import crop_and_resize
@@ -96,49 +96,59 @@ def inference_mode(*nets):
 
 
 class MTCNNDetector:
-    """Face detector with the released MTCNN weights.
+    """Face detector with MTCNN's three nets: the released weights (default) or those trained
+    here from scratch.
 
     min_face_size: smallest face to find, in pixels (> 0); thresholds: face probability
-    needed to pass P-Net, R-Net and O-Net (three numbers in [0, 1]); factor: pyramid shrink
-    factor between levels (0 < factor < 1); nets: (pnet, rnet, onet) to use instead of the
-    released models (they are used, not copied, and each ``detect`` leaves their modes as it
-    found them: each stage runs its net inside `inference_mode`); workers: threads for the pyramid levels and crop
-    batches (default: the CPUs available; see `pipeline.parallel`); conventions: "released"
-    (default) keeps the three pixel conventions the released weights were trained with (see
-    `union_nms`, `heatmap_to_boxes` and `propose`), "exact" drops them, for nets trained here on
-    exact windows (`facecascade train mtcnn`). One detector runs one ``detect`` at a time: give
-    each thread of yours its own detector.
+    needed to pass P-Net, R-Net and O-Net (three numbers in [0, 1]; default: the weights' own,
+    0.6, 0.7, 0.7 for the released ones); factor: pyramid shrink factor between levels
+    (0 < factor < 1); weights: "released" (default), "scratch" (the nets trained here by
+    ``facecascade train mtcnn``, with the thresholds chosen on validation data) or a folder
+    of a training run's ``mtcnn_*.npz`` files (`nets.load_mtcnn`); nets: (pnet, rnet, onet) to
+    use instead (they are used, not copied, and each ``detect`` leaves their modes as it found
+    them: each stage runs its net inside `inference_mode`); workers: threads for the pyramid
+    levels and crop batches (default: the CPUs available; see `pipeline.parallel`);
+    conventions: "released" keeps the three pixel conventions the released weights were
+    trained with (see `union_nms`, `heatmap_to_boxes` and `propose`), "exact" drops them, for
+    nets trained here on exact windows (default: the weights' own; "released" for ``nets``).
+    One detector runs one ``detect`` at a time: give each thread of yours its own detector.
 
         det = MTCNNDetector()
         faces = det.detect("photo.jpg")            # list of Face, best first
         faces, trace = det.detect(image, trace=True)
+        scratch = MTCNNDetector(weights="scratch")  # the nets trained in NumPy
     """
 
-    def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=DEFAULT_THRESHOLDS,
+    def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=None,
                  factor: float = DEFAULT_FACTOR, nets=None, workers: int | None = None,
-                 conventions: str = "released"):
-        if conventions not in ("released", "exact"):
+                 conventions: str | None = None, weights="released"):
+        if conventions not in (None, "released", "exact"):
             raise ValueError(f"conventions must be 'released' or 'exact'; got {conventions!r}")
-        self.exact = conventions == "exact"
         self.min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
-        self.thresholds = arguments.probabilities("thresholds", thresholds)
         self.factor = arguments.fraction("factor", factor)
         self.parallel = Parallel(arguments.positive_int_or_none("workers", workers))
-        self.released = nets is None
-        if nets is None:
-            nets = pretrained_mtcnn()
-        elif isinstance(nets, (str, bytes)) or not hasattr(nets, "__len__") or len(nets) != 3:
-            raise ValueError(f"nets must be three nets (pnet, rnet, onet); got {nets!r}")
+        if nets is not None:
+            if isinstance(nets, (str, bytes)) or not hasattr(nets, "__len__") or len(nets) != 3:
+                raise ValueError(f"nets must be three nets (pnet, rnet, onet); got {nets!r}")
+            if not (isinstance(weights, str) and weights == "released"):
+                raise ValueError("give either nets or weights, not both")
+            own_thresholds, own_conventions, self.weights = DEFAULT_THRESHOLDS, "released", "given"
+        else:
+            loaded = load_mtcnn(weights)
+            nets, own_thresholds, own_conventions = loaded.nets, loaded.thresholds, loaded.conventions
+            self.weights = str(weights)
         self.pnet, self.rnet, self.onet = nets
+        self.thresholds = arguments.probabilities("thresholds", own_thresholds if thresholds is None else thresholds)
+        self.exact = (conventions or own_conventions) == "exact"
 
     def _nms(self, boxes, scores, threshold):
         """IoU NMS: measured as the reference does (`union_nms`) or, with exact conventions, plainly."""
         return nms(boxes, scores, threshold) if self.exact else union_nms(boxes, scores, threshold)
 
     def __repr__(self) -> str:
-        nets = "released" if self.released else "given"
-        return (f"MTCNNDetector(min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, "
-                f"factor={self.factor:g}, workers={self.parallel.workers}, nets={nets})")
+        thresholds = tuple(round(t, 4) for t in self.thresholds)
+        return (f"MTCNNDetector(min_face_size={self.min_face_size:g}, thresholds={thresholds}, "
+                f"factor={self.factor:g}, workers={self.parallel.workers}, weights={self.weights})")
 
     # ------------------------------------------------------------------ the three stages
     def propose(self, image_chw: np.ndarray, trace: Trace) -> Boxes:

@@ -171,6 +171,37 @@ def test_train_mtcnn_quick_writes_pnet_weights(tmp_path):
     assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--stage", "pnet", "--resume"]) == 0
 
 
+@pytest.mark.slow
+def test_train_mtcnn_onet_stage_mines_with_the_earlier_nets_and_sets_its_operating_threshold(tmp_path):
+    """O-Net's quick stage on top of the shipped scratch P-Net and R-Net: it mines their windows,
+    trains, and stores the threshold chosen on the validation photos."""
+    import shutil
+
+    from paths import require_data
+
+    from nets.mtcnn_weights import scratch_path
+    from nets.weights import WEIGHTS_DIR, load_weights
+    from nets import ONet
+    from pipeline.cli import main
+    from pipeline.mtcnn import MTCNNDetector
+
+    data = require_data("cuhk80", "train.txt").parents[1]
+    for name in ("pnet", "rnet"):
+        if not scratch_path(name, WEIGHTS_DIR).is_file():
+            pytest.skip("the scratch MTCNN weights are not in nets/weights/ yet")
+        shutil.copy(scratch_path(name, WEIGHTS_DIR), scratch_path(name, tmp_path / "weights"))
+    assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--stage", "all",
+                 "--resume"]) == 0
+    meta = load_weights(ONet(landmarks=True), scratch_path("onet", tmp_path / "weights"))
+    assert 0.0 < float(meta["operating_threshold"]) < 1.0 and 0.0 < float(meta["threshold"]) < 1.0
+    kinds = np.load(tmp_path / "samples" / "onet-train.npz")["label.kind"]
+    assert set(np.unique(kinds)) == {0, 1, 2, 3}
+    detector = MTCNNDetector(weights=tmp_path / "weights")
+    assert detector.thresholds[2] == pytest.approx(float(meta["operating_threshold"]))
+    assert main(["detect", str(data / "photos"), "--weights", str(tmp_path / "weights"),
+                 "--out", str(tmp_path / "found")]) == 0
+
+
 def test_train_refuses_an_unknown_stage(tmp_path, capsys):
     from pipeline.cli import main
 

@@ -178,7 +178,7 @@ def test_the_callers_nets_keep_their_mode_and_can_still_learn(astronaut):
 def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
     text = repr(detector)
     assert text == ("MTCNNDetector(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709, "
-                    f"workers={detector.parallel.workers}, nets=released)")
+                    f"workers={detector.parallel.workers}, weights=released)")
     faces, trace = detector.detect(astronaut, trace=True)
     summary = repr(trace)
     assert summary.startswith("Trace of MTCNN on a 512 x 512 px image (W x H): ")

@@ -20,6 +20,7 @@ from pipeline.evaluation import (
     average_precision,
     evaluate,
     format_summary,
+    landmark_error,
     match_detections,
     operating_point,
     pool,
@@ -253,9 +254,36 @@ def test_operating_point_by_hand():
     assert recall_above(pooled, 0.7) == 1.0 and recall_above(pooled, 0.8) == 0.0 and recall_above(pooled, None) == 1.0
 
 
+# ---------------------------------------------------------------- landmark error
+
+POINT = st.floats(-200, 200, allow_nan=False)
+
+
+@given(st.lists(st.tuples(POINT, POINT), min_size=5, max_size=5), st.lists(st.tuples(POINT, POINT), min_size=5, max_size=5),
+       st.floats(0.1, 10), st.tuples(POINT, POINT))
+def test_landmark_error_does_not_depend_on_where_or_how_big_the_face_is(truth, predicted, scale, shift):
+    truth, predicted = np.array(truth), np.array(predicted)
+    if np.hypot(*(truth[0] - truth[1])) < 1:
+        truth[1] = truth[0] + [10, 0]  # keep the eyes apart
+    error = landmark_error(predicted, truth)
+    assert error >= 0
+    assert landmark_error(truth, truth) == 0
+    moved = landmark_error(predicted * scale + shift, truth * scale + shift)
+    assert moved == pytest.approx(error, rel=1e-6, abs=1e-9)
+
+
+def test_landmark_error_by_hand():
+    truth = np.array([[30.0, 40], [70, 40], [50, 60], [35, 80], [65, 80]])  # eyes 40 px apart
+    predicted = truth + [[4, 0], [0, 0], [0, -3], [0, 0], [0, 0]]           # 4 px and 3 px off
+    assert landmark_error(predicted, truth) == pytest.approx((4 + 3) / 5 / 40)
+    with pytest.raises(ValueError, match="inter-ocular"):
+        landmark_error(predicted, np.zeros((5, 2)))
+
+
 # ---------------------------------------------------------------- evaluate on a fake data kit
 
 CUHK = [10.0, 30.0, 10.0, 30.0]  # left right top bottom of every fake val face
+POINTS = np.array([[14.0, 16], [26, 16], [20, 21], [15, 26], [25, 26]])  # its five points (12 px between the eyes)
 TRUTH = cuhk_to_mtcnn(np.array([[10.0, 10.0, 30.0, 30.0]]))[0]
 
 
@@ -297,7 +325,7 @@ def fake_kit(tmp_path):
     lines = []
     for i in range(3):
         save(kit / "cuhk80" / "faces" / f"v{i}.jpg", 50, 60 + i)
-        lines.append(f"faces/v{i}.jpg " + " ".join(f"{v:.2f}" for v in CUHK + [20.0] * 10))
+        lines.append(f"faces/v{i}.jpg " + " ".join(f"{v:.2f}" for v in CUHK + list(POINTS.reshape(-1))))
     (kit / "cuhk80" / "val.txt").write_text("\n".join(lines) + "\n")
     save(kit / "photos" / "p0.jpg", 90, 100)
     save(kit / "photos" / "p1.jpg", 80, 80)
@@ -326,6 +354,9 @@ def test_evaluate_on_a_fake_kit(fake_kit, tmp_path, capsys):
     assert val["roc"]["true_positives"] == [1, 2, 2, 2] and val["roc"]["false_positives"] == [0, 0, 1, 2]
     assert val["ap"] == pytest.approx(2 / 3)
     assert val["failed"] == []
+    # both found faces were found by a detection with all five points at (0, 0)
+    error = np.mean(np.hypot(*POINTS.T)) / 12
+    assert val["landmark_error"] == {"faces": 2, "mean": pytest.approx(error), "median": pytest.approx(error)}
 
     photos = results["photos"]
     assert (photos["images"], photos["faces"], photos["detected"], photos["false_positives"]) == (1, 2, 1, 0)
@@ -350,6 +381,7 @@ def test_evaluate_on_a_fake_kit(fake_kit, tmp_path, capsys):
     table = format_summary(results)
     assert "val" in table and "0.667" in table and "gray 2 on 1, colour 1 on 1" in table
     assert "photos: 1 images failed to load" in table
+    assert f"landmarks: mean error {error:.4f}" in table and "over the 2 val faces found" in table
 
 
 def test_evaluate_fails_early_on_a_wrong_folder(tmp_path):
@@ -392,7 +424,7 @@ def test_cli_evaluate_needs_data(tmp_path, monkeypatch, capsys):
 
 def test_cli_evaluate_refuses_unknown_weights_and_a_missing_cascade(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path), "--weights", "mine"]) == 1
-    assert "only the released weights" in capsys.readouterr().err
+    assert "--weights mine: not one of released, scratch, nor a folder" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "pipeline.cascade", None)  # as if the module did not exist
     assert main(["evaluate", "--detector", "cascade", "--data", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert "the Cascade-CNN detector is not available yet" in capsys.readouterr().err

@@ -34,13 +34,14 @@ FIGURES = {
     "05_sppnet": ["box_mapping.png", "spp_bins.png", "shared_features.png"],
     "06_training_a_cascade": ["curves.png", "threshold_roc.png", "calibration_patterns.png", "calibrated_window.png",
                               "hard_negatives.png", "cascade_stages.png", "cascade_counts.png"],
+    "07_training_mtcnn": ["sample_kinds.png", "loss_masks.png", "ohem.png", "loss_terms.png", "scratch_vs_released.png"],
     "08_aligned_face_crops": ["why_align.png", "crops.png", "redetect.png"],
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # Tutorials that train on the face data kit; they get its folder through FACECASCADE_DATA.
-NEEDS_DATA = {"06_training_a_cascade"}
+NEEDS_DATA = {"06_training_a_cascade", "07_training_mtcnn"}
 
 
 def _run(tutorial: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:

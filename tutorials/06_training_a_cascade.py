@@ -27,8 +27,6 @@
 # the project, made by `facecascade train cascade --data DIR --out DIR`.
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -52,10 +50,7 @@ from pipeline.training import TrainConfig, Trainer, predict, recall_threshold, t
 
 OUT = _tutorial.output_dir("06_training_a_cascade")
 QUICK = _tutorial.QUICK
-DATA = Path(os.environ.get("FACECASCADE_DATA", "face-data-kit"))
-if not (DATA / "cuhk80" / "train.txt").is_file():
-    raise RuntimeError(f"face data kit not found at {DATA.absolute()}: set the environment variable "
-                       "FACECASCADE_DATA to the folder that holds cuhk80/, negatives/ and photos/")
+DATA = _tutorial.data_kit()  # the folder named by FACECASCADE_DATA
 
 # %% [markdown]
 # ## 6.1 One training step by hand

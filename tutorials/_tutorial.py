@@ -1,4 +1,4 @@
-"""Set-up shared by the tutorials. Not a lesson: it only answers four practical questions.
+"""Set-up shared by the tutorials. Not a lesson: it only answers five practical questions.
 
 * Can the tutorial import the project?  Importing this module puts the repository root on
   ``sys.path``, so ``from layers import ...`` works whether a tutorial is run as a script
@@ -8,6 +8,8 @@
   ``save(fig, path)`` writes each one there, and in a notebook also shows it under its cell.
 * How long may it run?  ``QUICK`` is True when FACECASCADE_QUICK=1: the tutorials then repeat
   their timing loops fewer times (every step still runs). The test suite uses it.
+* Where is the face data kit?  ``data_kit()``: the folder named by FACECASCADE_DATA, which
+  tutorials 6 and 7 train on.
 * Where is the second photo?  ``astronaut()``: scikit-image's astronaut (512 x 512 px), which
   tutorials 3 to 5 use. scikit-image is not needed by the detector, so it is an extra
   install: ``python -m pip install scikit-image`` (or ``python -m pip install -e ".[test]"``,
@@ -110,6 +112,17 @@ def astronaut():
                          "    python -m pip install scikit-image\n"
                          "(or python -m pip install -e \".[test]\" from the repository root), then run it again.") from None
     return skimage.data.astronaut()
+
+
+def data_kit() -> Path:
+    """The face data kit folder (it holds cuhk80/, negatives/ and photos/) that the training
+    tutorials use: the folder named by FACECASCADE_DATA, else ./face-data-kit; a clear message
+    if it is not there."""
+    folder = Path(os.environ.get("FACECASCADE_DATA", "face-data-kit"))
+    if not (folder / "cuhk80" / "train.txt").is_file():
+        raise SystemExit(f"face data kit not found at {folder.absolute()}: set the environment variable "
+                         "FACECASCADE_DATA to the folder that holds cuhk80/, negatives/ and photos/")
+    return folder
 
 
 def best_time(fn, repeat: int) -> float:

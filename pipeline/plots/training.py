@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .common import METRIC_WORDS, figure_and_axes, finish
 
@@ -36,6 +37,7 @@ def plot_training_curves(history, save=None, title=None):
         if label == "fraction":
             ax.set_ylim(0, 1.02)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
