@@ -451,3 +451,6 @@ def test_released_mtcnn_on_the_data_kit(tmp_path):
     assert f"{negatives['false_positives_per_photo']:.3f}" == "0.011"
     assert results["operating_point"]["score_above"] is None  # 2 <= 17 allowed
     assert not any(results[key]["failed"] for key in ("val", "photos", "negatives"))
+    # landmarks: the mean distance to the annotated points is 0.118 eye distances
+    marks = results["val"]["landmark_error"]
+    assert marks["faces"] == 995 and f"{marks['mean']:.4f}" == "0.1183"

@@ -316,3 +316,42 @@ def test_a_few_epochs_of_pnet_lower_every_term(tmp_path):
     assert history["val accuracy"][-1] > 0.8
     assert "val landmark error" in history and "val box error" in history
     assert trainer.plot_roc().is_file() and (tmp_path / "curves.png").is_file()
+
+
+def test_multitask_training_resumes_exactly(tmp_path):
+    """O-Net (dropout, three heads, OHEM, mirroring): 2 epochs == 1 epoch, resume, 1 more."""
+    def trainer(folder, epochs):
+        images = np.repeat(np.repeat(synthetic_set(48, 0).images, 4, axis=1), 4, axis=2)  # 12 -> 48 px
+        train = SampleSet(images, synthetic_set(48, 0).labels)
+        config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-4, seed=2)
+        return Trainer(ONet(rng=np.random.default_rng(0)), task_for_net("onet"), train, train.take(np.arange(16)),
+                       config, folder, name="onet", progress=False)
+
+    straight = trainer(tmp_path / "a", 2)
+    straight.run()
+    trainer(tmp_path / "b", 1).run()
+    resumed = trainer(tmp_path / "b", 2)
+    resumed.run(resume=True)
+    for (name, a), (_, b) in zip(straight.net.named_parameters(), resumed.net.named_parameters()):
+        np.testing.assert_array_equal(a.value, b.value, err_msg=name)
+    assert straight.history == resumed.history
+
+
+def test_pnet_on_real_samples_lowers_each_loss_term(tmp_path):
+    from paths import require_data
+
+    from pipeline.mtcnn_samples import MTCNNSampleCounts, build_mtcnn_samples
+
+    data = require_data("cuhk80", "train.txt").parents[1]
+    counts = MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4, face_negatives_per_face=2,
+                               photo_negatives_per_face=4, max_faces=150, max_photos=20)
+    train = build_mtcnn_samples("pnet", "train", data, counts, seed=0)
+    val = build_mtcnn_samples("pnet", "val", data, counts, seed=0)
+    config = TrainConfig(epochs=3, batch_size=64, lr=0.005, seed=0)
+    trainer = Trainer(PNet(rng=np.random.default_rng(0), landmarks=True), task_for_net("pnet"), train, val, config,
+                      tmp_path, name="pnet", progress=False)
+    history = trainer.run()
+    for term in ("face loss", "box loss", "landmark loss"):
+        for split in ("train", "val"):
+            series = history[f"{split} {term}"]
+            assert series[-1] < series[0], (split, term, series)
