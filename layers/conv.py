@@ -130,12 +130,14 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
     return out, (x, w, stride, pad)
 
 
-def conv_backward(dout, cache):
+def conv_backward(dout, cache, input_grad: bool = True):
     """Backward of ``conv_forward``.
 
     dout: (N, F, OH, OW). Returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,):
     db = sum of dout over N, OH, OW; per slice of the batch, with dout_mat (F, Ns*OH*OW) and
     cols rebuilt by im2col: dw += dout_mat @ cols.T and dx[slice] = col2im(w_mat.T @ dout_mat).
+    input_grad=False skips dx (returned as None): the first layer of a net in training has
+    no use for the gradient of the image, and dx is a third of this layer's work.
     """
     x, w, stride, pad = cache
     F, C, KH, KW = w.shape
@@ -143,11 +145,13 @@ def conv_backward(dout, cache):
     OH, OW = dout.shape[2:]
     w_mat = w.reshape(F, -1)
     db = dout.sum(axis=(0, 2, 3))
-    dx = np.empty(x.shape, dtype=dout.dtype)
+    dx = np.empty(x.shape, dtype=dout.dtype) if input_grad else None
 
     def conv_back_slice(s):
         cols = im2col(x[s], KH, KW, stride, pad)  # (C*KH*KW, Ns*OH*OW)
         dout_mat = dout[s].transpose(1, 0, 2, 3).reshape(F, -1)  # (F, Ns*OH*OW)
+        if dx is None:
+            return dout_mat @ cols.T
         dcols = w_mat.T @ dout_mat  # (C*KH*KW, Ns*OH*OW)
         if pad == 0:
             dx_slice = dx[s]

@@ -8,6 +8,8 @@ never accumulating) and returns dx. Nothing here updates parameters: that is the
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .activations import prelu_backward, prelu_forward, relu_backward, relu_forward
@@ -156,6 +158,12 @@ class Module:
             module.keep_cache = not enabled
         return self
 
+    def input_layers(self) -> list:
+        """The layers that read this module's input directly and can skip computing its
+        gradient (`Conv2D.input_grad`). Empty where that is not known, so that nothing is
+        skipped by mistake."""
+        return []
+
     def _descendants(self):
         for child in self.children.values():
             yield child
@@ -184,6 +192,7 @@ class Conv2D(Module):
         fan_in = in_channels * kernel * kernel
         self.params["w"] = Parameter(_init_weight((out_channels, in_channels, kernel, kernel), fan_in, rng, dtype))
         self.params["b"] = Parameter(np.zeros(out_channels, dtype=dtype), decay=False)
+        self.input_grad = True  # False: backward returns None instead of dx (see `without_input_gradient`)
 
     def forward(self, x):
         out, cache = conv_forward(x, self.params["w"].value, self.params["b"].value, self.stride, self.pad)
@@ -191,8 +200,11 @@ class Conv2D(Module):
         return out
 
     def backward(self, dout):
-        dx, self.params["w"].grad, self.params["b"].grad = conv_backward(dout, self._take_cache())
+        dx, self.params["w"].grad, self.params["b"].grad = conv_backward(dout, self._take_cache(), self.input_grad)
         return dx
+
+    def input_layers(self) -> list:
+        return [self]
 
     def extra_repr(self):
         F, C, K, _ = self.params["w"].value.shape
@@ -389,6 +401,10 @@ class Sequential(Module):
             dout = layer.backward(dout)
         return dout
 
+    def input_layers(self) -> list:
+        first = next(iter(self.children.values()), None)
+        return first.input_layers() if first is not None else []
+
     def __getitem__(self, name):
         return self.children[name]
 
@@ -422,3 +438,21 @@ def format_summary(rows, total: int) -> str:
              for r in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
     return "\n".join(lines)
+
+
+@contextmanager
+def without_input_gradient(net: Module):
+    """Inside the ``with`` block, the layers that read the net's input skip the gradient with
+    respect to it (``net.backward`` then returns None): training only needs the parameters'
+    gradients, and for a first convolution on a large image dx is a third of its backward
+    work. The layers compute dx again after the block.
+    """
+    layers = net.input_layers()
+    saved = [layer.input_grad for layer in layers]
+    for layer in layers:
+        layer.input_grad = False
+    try:
+        yield net
+    finally:
+        for layer, flag in zip(layers, saved):
+            layer.input_grad = flag

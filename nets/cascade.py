@@ -68,7 +68,7 @@ import numpy as np
 from layers import (Conv2D, Linear, MaxPool2D, Module, ReLU, Sequential, WithinChannelLRN, conv_forward,
                     maxpool_forward, relu_forward)
 from layers.checks import require_float, require_ndim
-from layers.modules import format_summary
+from layers.modules import format_summary, without_input_gradient
 
 NET12_SIZE, NET24_SIZE, NET48_SIZE = 12, 24, 48
 NUM_FACE_CLASSES = 2  # logits for (non-face, face)
@@ -150,6 +150,13 @@ def _layers48(rng, fc_width=256):
 
 # ------------------------------------------------------------------ the two building blocks
 
+def _trunk_backward(trunk: Sequential, dout, input_grad: bool):
+    if input_grad:
+        return trunk.backward(dout)
+    with without_input_gradient(trunk):
+        return trunk.backward(dout)
+
+
 class CascadeFeatures(Module):
     """A net's layers before its last fully connected layer: x (N, 3, S, S) -> (N, D).
 
@@ -193,14 +200,21 @@ class CascadeFeatures(Module):
         self._remember(own.shape[1])
         return np.concatenate([own, sub], axis=1)
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True, branch_grad: bool = True):
         """dout: (N, D). Returns dx (N, 3, S, S): the trunk's part plus, where there is a branch,
-        the branch's part passed back through the half-size averaging (the input feeds both)."""
+        the branch's part passed back through the half-size averaging (the input feeds both).
+
+        For training: input_grad=False computes no dx (returns None); branch_grad=False then
+        also skips the branch's backward altogether, so a frozen branch costs no backward work.
+        """
         if self.branch is None:
-            return self.trunk.backward(dout)
+            return _trunk_backward(self.trunk, dout, input_grad)
         d_own = self._take_cache()
-        dx = self.trunk.backward(dout[:, :d_own])
-        return dx + self.children["half"].backward(self.branch.backward(dout[:, d_own:]))
+        dx = _trunk_backward(self.trunk, dout[:, :d_own], input_grad)
+        if not input_grad and not branch_grad:
+            return None
+        d_small = self.branch.backward(dout[:, d_own:], input_grad=input_grad)
+        return dx + self.children["half"].backward(d_small) if input_grad else None
 
     def named_parameters(self, prefix: str = ""):
         # the trunk's names without a "trunk." prefix: conv1.w, fc1.b, ...; then the branch's
@@ -239,6 +253,7 @@ class CascadeNet(Module):
         self.children["body"] = body
         self.children["fc2"] = classifier
         self.frozen_branch = frozen_branch
+        self.input_grad = True  # False (training, `without_input_gradient`): backward returns None
 
     @property
     def body(self) -> CascadeFeatures:
@@ -268,8 +283,14 @@ class CascadeNet(Module):
 
     def backward(self, dlogits):
         """dlogits: (N, num_classes). Stores every parameter's gradient (the branch's too) and
-        returns dx (N, 3, S, S)."""
-        return self.body.backward(self.children["fc2"].backward(dlogits))
+        returns dx (N, 3, S, S). With ``input_grad`` False it returns None, and a frozen
+        branch, whose gradients nothing reads then, is not run backward at all."""
+        d = self.children["fc2"].backward(dlogits)
+        skip_branch = not self.input_grad and self.frozen_branch
+        return self.body.backward(d, input_grad=self.input_grad, branch_grad=not skip_branch)
+
+    def input_layers(self) -> list:
+        return [self]
 
     def named_parameters(self, prefix: str = ""):
         # conv1.w, ..., branch12.conv1.w, ..., fc2.w, fc2.b: no "body." prefix

@@ -52,6 +52,9 @@ class MultiHeadNet(Module):
             raise ValueError("backward needs at least one head's gradient")
         return self.trunk.backward(dfeatures.reshape(shape))
 
+    def input_layers(self) -> list:
+        return self.trunk.input_layers()
+
     def named_parameters(self, prefix: str = ""):
         # The trunk's parameters without a "trunk." prefix, so names read conv1.w, prelu1.alpha, ...
         found = self.trunk.named_parameters(prefix)

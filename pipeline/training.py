@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from layers import SGD, Adam, softmax, softmax_cross_entropy
-from layers.modules import Dropout
+from layers.modules import Dropout, without_input_gradient
 from nets.weights import read_npz, save_arrays
 
 from .proposals import normalize
@@ -325,10 +325,16 @@ class Trainer:
         order = rng.permutation(len(self.train_set))
         flips = rng.random(len(order)) < 0.5 if self.task.mirrors else np.zeros(len(order), bool)
         self.net.train()
+        with without_input_gradient(self.net):  # only the parameters' gradients are needed
+            return self._train_batches(order, flips, epoch, bar_desc=f"{self.name} epoch {epoch}/{cfg.epochs}")
+
+    def _train_batches(self, order, flips, epoch: int, bar_desc: str) -> dict:
+        """The steps of one epoch: batches of ``order`` (sample indices), mirrored where
+        ``flips``; returns the epoch's averages (see `train_epoch`)."""
+        cfg = self.config
         total = {"loss": 0.0, "correct": 0, "seen": 0, "classified": 0}
         extra = {}  # further per-batch sums a task reports (e.g. each term of a multi-task loss)
-        bar = _progress(range(0, len(order), cfg.batch_size), f"{self.name} epoch {epoch}/{cfg.epochs}",
-                        self.progress)
+        bar = _progress(range(0, len(order), cfg.batch_size), bar_desc, self.progress)
         for start in bar:
             index = order[start : start + cfg.batch_size]
             batch = self.train_set.take(index)

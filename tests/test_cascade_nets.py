@@ -367,3 +367,25 @@ def test_lrn_within_keeps_float32_and_the_module_matches_the_function(rng):
 def test_lrn_within_size_must_be_positive_and_odd(size):
     with pytest.raises(ValueError, match=f"positive odd number, got {size}"):
         lrn_within_forward(np.ones((1, 2, 3, 3)), size=size)
+
+
+def test_training_backward_skips_the_input_gradient_and_the_frozen_branch():
+    from layers.modules import without_input_gradient
+
+    rng = np.random.default_rng(4)
+    net = Net48(rng=rng)
+    x = rng.standard_normal((3, 3, 48, 48)).astype(np.float32)
+    dlogits = rng.standard_normal((3, 2)).astype(np.float32)
+    net.forward(x)
+    assert net.backward(dlogits).shape == x.shape
+    trained = {name: p.grad.copy() for name, p in net.named_trainable_parameters()}
+    for p in net.branch.parameters():
+        p.grad[...] = 0
+    with without_input_gradient(net):
+        net.forward(x)
+        assert net.backward(dlogits) is None
+    for name, p in net.named_trainable_parameters():
+        np.testing.assert_array_equal(p.grad, trained[name], err_msg=name)
+    assert all(not p.grad.any() for p in net.branch.parameters())  # the frozen branch was not run backward
+    net.forward(x)
+    assert net.backward(dlogits).shape == x.shape  # and everything again after the block

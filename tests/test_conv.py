@@ -324,3 +324,34 @@ def test_kernel_too_large_always_raises(excess, pad):
     size = 3
     with pytest.raises(ValueError, match="larger than the padded input"):
         conv_forward(np.zeros((1, 1, size, size)), np.zeros((1, 1, size + 2 * pad + excess, 1)), np.zeros(1), pad=pad)
+
+
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(rng):
+    x = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    out, cache = conv_forward(x, w, b, stride=2, pad=1)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx, dw, db = conv_backward(dout, cache)
+    none, dw_only, db_only = conv_backward(dout, cache, input_grad=False)
+    assert none is None and dx is not None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+
+
+def test_a_net_skips_its_input_gradient_only_inside_the_block(rng):
+    from layers.modules import without_input_gradient
+    from nets import ONet, PNet
+
+    for net in (PNet(landmarks=True), ONet()):
+        x = rng.standard_normal((2, 3, net.input_size, net.input_size)).astype(np.float32)
+        douts = {name: np.ones_like(v) for name, v in net.eval().forward(x).items()}  # eval: no dropout
+        full = net.backward(douts)
+        grads = [p.grad.copy() for p in net.parameters()]
+        with without_input_gradient(net):
+            net.forward(x)
+            assert net.backward(douts) is None
+        for before, p in zip(grads, net.parameters()):
+            np.testing.assert_array_equal(before, p.grad)
+        net.forward(x)
+        assert net.backward(douts).shape == full.shape == x.shape
