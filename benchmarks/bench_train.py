@@ -107,6 +107,8 @@ def make_batch(N, size, heads, rng):
 
 def our_step_fn(net, heads, x, labels, targets, optimizer):
     """One training step of our net: forward, losses, backward, SGD update."""
+    from layers.modules import without_input_gradient
+
     multi_head = not isinstance(net, Sequential)
 
     def step():
@@ -121,7 +123,9 @@ def our_step_fn(net, heads, x, labels, targets, optimizer):
             else:
                 _, d = euclidean_loss(out, targets[h])
             douts[h] = d.reshape(outs[h].shape)
-        net.backward(douts if multi_head else douts["face"])
+        # as the training loop does: no gradient for the input image (torch computes none either)
+        with without_input_gradient(net):
+            net.backward(douts if multi_head else douts["face"])
         optimizer.step()
 
     return step
