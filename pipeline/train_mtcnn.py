@@ -46,7 +46,7 @@ MINED = {"rnet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face
 # at 0.005 and trains steadily at 0.002.
 CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(8, 11), weight_decay=5e-4),
            "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4),
-           "onet": TrainConfig(epochs=8, batch_size=256, lr=0.002, milestones=(5, 7), weight_decay=5e-4)}
+           "onet": TrainConfig(epochs=12, batch_size=256, lr=0.002, milestones=(8, 11), weight_decay=5e-4)}
 QUICK_COUNTS = MTCNNSampleCounts(max_faces=200, max_photos=20)
 QUICK_EPOCHS = 2
 
