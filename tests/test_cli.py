@@ -107,6 +107,19 @@ def test_detect_takes_thresholds_and_factor(tmp_path, astronaut, capsys):
     assert (det.min_face_size, det.thresholds, det.factor) == (40, (0.5, 0.6, 0.7), 0.6)
 
 
+def test_weights_option_names_what_is_wrong(tmp_path, capsys):
+    from pipeline.cli import make_detector
+
+    with pytest.raises(ValueError, match="--weights scratch: the Cascade-CNN has one set of weights"):
+        make_detector("cascade", "scratch")
+    with pytest.raises(ValueError, match=r"--weights .*mtcnn_pnet.npz: weights file not found"):
+        make_detector("mtcnn", str(tmp_path))  # a folder without a training run's files
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / "blank.png")
+    capsys.readouterr()
+    assert main(["detect", str(tmp_path / "blank.png"), "--weights", "nonsense", "--out", str(tmp_path / "o")]) == 1
+    assert "--weights nonsense: not one of released, scratch, nor a folder" in capsys.readouterr().err
+
+
 def test_detect_reports_skipped_subfolders_and_searches_them_with_recursive(tmp_path, capsys):
     photos = tmp_path / "photos"
     (photos / "b" / "deeper").mkdir(parents=True)
