@@ -287,7 +287,8 @@ class MaxPool2D(_Stateless):
         self.size, self.stride, self.ceil_mode = size, stride, ceil_mode
 
     def _forward(self, x):
-        return maxpool_forward(x, self.size, self.stride, self.ceil_mode)
+        # without a cache to keep (inference), the winners' positions are not needed
+        return maxpool_forward(x, self.size, self.stride, self.ceil_mode, record_argmax=self.keep_cache)
 
     def extra_repr(self):
         return f"size={self.size}, stride={self.stride}, ceil_mode={self.ceil_mode}"

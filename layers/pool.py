@@ -57,13 +57,14 @@ def _phase_views(a, stride, phases, Hs, Ws):
             for pa in range(phases) for pb in range(phases)}
 
 
-def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):
+def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False, record_argmax: bool = True):
     """Fast max pooling: phase split, then one contiguous running maximum per window offset.
 
     x: (N, C, H, W) float. Returns out (N, C, OH, OW) (C-contiguous, x's dtype) and cache
     (x.shape, argmax, size, stride, OH, OW), where argmax (N, C, OH + e, OW + e) int8 holds, for
     each window, the row-major offset p*size + q of its first maximum (e = (size-1)//stride;
-    the extra row and column are scratch).
+    the extra row and column are scratch). record_argmax=False (inference: no backward will
+    follow) skips that bookkeeping, three of the four passes per offset, and caches None.
 
     The trick. Window (i, j) at offset (p, q) reads x[i*stride + p, j*stride + q]. Split x into
     stride x stride *phases*, phase (a, b)[i, j] = x[i*stride + a, j*stride + b], each of
@@ -86,7 +87,7 @@ def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):
     N, C = x.shape[:2]
     phases, Hs, Ws, shifts = _phase_geometry(size, stride, OH, OW)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
-    argmax = np.empty((N, C, Hs, Ws), dtype=np.int8 if size * size <= 127 else np.int16)
+    argmax = np.empty((N, C, Hs, Ws), dtype=np.int8 if size * size <= 127 else np.int16) if record_argmax else None
     lowest = -np.inf
 
     def pool_slice(s):
@@ -97,24 +98,33 @@ def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False):
         flat = ph.reshape(phases, phases, -1)
         L = flat.shape[2] - shifts[-1][2]  # flat positions for which every shifted slice fits
         best = flat[0, 0, :L].copy()
-        arg = argmax[s].reshape(-1)
-        arg[L:] = 0
-        arg = arg[:L]
-        arg[...] = 0
-        greater = np.empty(L, dtype=bool)
-        k_where_greater = np.empty(L, dtype=arg.dtype)
-        for k, (pa, pb, shift) in enumerate(shifts[1:], start=1):
-            view = flat[pa, pb, shift : shift + L]
-            np.greater(view, best, out=greater)
-            np.maximum(best, view, out=best)
-            np.multiply(greater, arg.dtype.type(k), out=k_where_greater)
-            np.maximum(arg, k_where_greater, out=arg)
+        if argmax is None:
+            for pa, pb, shift in shifts[1:]:
+                np.maximum(best, flat[pa, pb, shift : shift + L], out=best)
+        else:
+            _running_max_and_argmax(flat, shifts, L, best, argmax[s].reshape(-1))
         full = ph[0, 0].reshape(-1)  # reuse phase (0, 0) as the (Ns, C, Hs, Ws) result buffer
         full[:L] = best
         out[s] = ph[0, 0, :, :, :OH, :OW]
 
     map_batch(pool_slice, N, 2 * x[:1].nbytes + 4 * out[:1].nbytes)
     return out, (x.shape, argmax, size, stride, OH, OW)
+
+
+def _running_max_and_argmax(flat, shifts, L, best, arg):
+    """The running maximum over the window offsets (into best, (L,)) and, in arg, the offset k
+    of each window's first maximum (see `maxpool_forward`)."""
+    arg[L:] = 0
+    arg = arg[:L]
+    arg[...] = 0
+    greater = np.empty(L, dtype=bool)
+    k_where_greater = np.empty(L, dtype=arg.dtype)
+    for k, (pa, pb, shift) in enumerate(shifts[1:], start=1):
+        view = flat[pa, pb, shift : shift + L]
+        np.greater(view, best, out=greater)
+        np.maximum(best, view, out=best)
+        np.multiply(greater, arg.dtype.type(k), out=k_where_greater)
+        np.maximum(arg, k_where_greater, out=arg)
 
 
 def maxpool_backward(dout, cache):

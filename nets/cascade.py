@@ -390,7 +390,7 @@ class Net12(CascadeNet):
         trunk = self.body.trunk
         conv1, fc1, fc2 = trunk["conv1"].params, trunk["fc1"].params, self.children["fc2"].params
         out, _ = conv_forward(level, conv1["w"].value, conv1["b"].value)  # (N, 16, H-2, W-2)
-        out, _ = maxpool_forward(out, POOL_SIZE, POOL_STRIDE, ceil_mode=False)
+        out, _ = maxpool_forward(out, POOL_SIZE, POOL_STRIDE, ceil_mode=False, record_argmax=False)
         out, _ = relu_forward(out)
         hidden = fc1["w"].value.shape[1]
         w1 = fc1["w"].value.T.reshape(hidden, out.shape[1], 4, 4)

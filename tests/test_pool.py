@@ -108,6 +108,10 @@ def test_fast_equals_naive_forward_and_backward(case):
     out_naive, cache_naive = maxpool_forward_naive(x, size, stride, ceil_mode)
     assert_close(out_fast, out_naive, FAST_VS_NAIVE_F64, "out")
     assert_close(maxpool_backward(dout, cache_fast), maxpool_backward_naive(dout, cache_naive), FAST_VS_NAIVE_F64, "dx")
+    # inference: the same maxima without the winners' positions
+    out_plain, cache_plain = maxpool_forward(x, size, stride, ceil_mode, record_argmax=False)
+    assert_close(out_plain, out_fast, EXACT, "out without argmax")
+    assert cache_plain[1] is None
 
 
 @given(pool_geometry(), st.integers(0, 2**32 - 1))
