@@ -199,6 +199,7 @@ def test_train_mtcnn_onet_stage_mines_with_the_earlier_nets_and_sets_its_operati
     from pipeline.mtcnn import MTCNNDetector
 
     data = require_data("cuhk80", "train.txt").parents[1]
+    (tmp_path / "weights").mkdir()
     for name in ("pnet", "rnet"):
         if not scratch_path(name, WEIGHTS_DIR).is_file():
             pytest.skip("the scratch MTCNN weights are not in nets/weights/ yet")
