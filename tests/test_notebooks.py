@@ -31,6 +31,7 @@ TUTORIALS = ROOT / "tutorials"
 NOT_AS_NOTEBOOK = {
     "05_sppnet": "the slowest (30-50 s, its timing sweep over ~2,000 candidates)",
     "06_training_a_cascade": "needs the face data kit (FACECASCADE_DATA) and trains for minutes",
+    "07_training_mtcnn": "needs the face data kit (FACECASCADE_DATA) and trains P-Net",
 }
 NOTEBOOKS = [p.stem for p in sorted(TUTORIALS.glob("[0-9][0-9]_*.py")) if p.stem not in NOT_AS_NOTEBOOK]
 CELL_TIMEOUT_SECONDS = 300  # quick mode takes seconds per cell; this only stops a hang
