@@ -48,7 +48,9 @@ CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(
            "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4),
            "onet": TrainConfig(epochs=12, batch_size=256, lr=0.002, milestones=(8, 11), weight_decay=5e-4)}
 QUICK_COUNTS = MTCNNSampleCounts(max_faces=200, max_photos=20)
-QUICK_EPOCHS = 2
+# A quick run has a few thousand samples per net: small batches give its nets enough steps to
+# learn something, so that the windows they pass on (the next net's hard examples) are few.
+QUICK_SCHEDULE = {"epochs": 6, "batch_size": 64, "milestones": ()}
 
 
 def weights_file(net: str, folder) -> Path:
@@ -63,7 +65,7 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
         raise ValueError(f"stage {net!r} is not available; stages are {list(STAGES)}")
     out_dir = Path(out_dir)
     counts = QUICK_COUNTS if quick else COUNTS[net]
-    config = replace(CONFIGS[net], seed=seed, epochs=QUICK_EPOCHS if quick else CONFIGS[net].epochs)
+    config = replace(CONFIGS[net], seed=seed, **(QUICK_SCHEDULE if quick else {}))
     start = time.perf_counter()
     if net == "pnet":
         train_set = cached_mtcnn_samples(net, "train", data_dir, out_dir, counts, seed, log=log)
