@@ -31,9 +31,12 @@ Windows around a face must lie inside its photo: a window hanging over the borde
 clipped when cut, and the crop would no longer be the window the offsets are measured in.
 
 Splits and photo lists are those of `pipeline.cascade_samples`; a set is cached as
-``<out>/samples/<net>-<split>.npz`` (`pipeline.training.load_or_build`). The hard examples of
-R-Net and O-Net (windows that the trained earlier stages let through) are not made here: these
-sets are made from the annotations alone.
+``<out>/samples/<net>-<split>.npz`` (`pipeline.training.load_or_build`).
+
+Hard examples (the last section): R-Net's and O-Net's sets add the windows that the trained
+earlier stages let through (`proposed_windows`) on the same face photos, labelled by IoU with
+the face like the random ones (`mined_face_samples`), and on the face-free photos
+(`mined_photo_negatives`); `build_mined_samples` puts the two together.
 """
 
 from __future__ import annotations

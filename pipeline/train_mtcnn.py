@@ -11,7 +11,16 @@ Stage 2: R-Net on 24 x 24 windows: the same kinds of random samples, plus the ha
 the windows that the trained P-Net proposes on the training face photos (labelled by IoU with
 the face) and on the training face-free photos. The detector that proposes them uses the exact
 window conventions (`MTCNNDetector(conventions="exact")`), as the nets here are trained on
-exact windows. O-Net (stage 3, on R-Net's windows) is the next step and is not here yet.
+exact windows.
+
+Stage 3: O-Net on 48 x 48 windows: random samples again, plus the windows that P-Net and R-Net
+together pass on. O-Net is the stage that places the landmarks the detector reports (its
+landmark loss weighs 1, not 0.5). After it is trained, the whole scratch detector runs over the
+validation faces and the validation face-free photos, and O-Net's threshold is set to the
+lowest at which at most 0.1 false positives per validation photo remain (`choose_operating_point`).
+
+Each file is written where `nets.mtcnn_weights` looks for a set (``mtcnn_<net>.npz``), so
+``MTCNNDetector(weights="<out>/weights")`` runs a finished run.
 """
 
 from __future__ import annotations
@@ -23,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from nets import ONet, PNet, RNet
+from nets.mtcnn_weights import scratch_path
 from nets.weights import load_weights, save_weights
 
-from .mtcnn_samples import MTCNNSampleCounts, build_mined_samples, cached_mtcnn_samples
+from .mtcnn_samples import MTCNNSampleCounts, build_mined_samples, cached_mtcnn_samples, describe_kinds
 from .multitask import task_for_net
-from .mtcnn_samples import describe_kinds
 from .training import TrainConfig, Trainer, load_or_build, run_stages
 
 STAGES = ("pnet", "rnet", "onet")
@@ -55,7 +64,7 @@ QUICK_SCHEDULE = {"epochs": 6, "batch_size": 64, "milestones": ()}
 
 def weights_file(net: str, folder) -> Path:
     """Where a scratch-trained MTCNN net is written: ``<folder>/mtcnn_<net>.npz``."""
-    return Path(folder) / f"mtcnn_{net}.npz"
+    return scratch_path(net, folder)
 
 
 def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False, quick: bool = False,
