@@ -79,6 +79,14 @@ def save_arrays(arrays: dict[str, np.ndarray], path) -> None:
         raise
 
 
+def write_meta(path, **facts) -> None:
+    """Add or replace ``meta.<name>`` facts (numbers or arrays) in an existing weights file,
+    atomically; the parameters stay as they are. Raises WeightsError naming a missing file."""
+    arrays = read_npz(path)
+    arrays.update({META + name: np.asarray(value) for name, value in facts.items()})
+    save_arrays(arrays, path)
+
+
 def save_weights(module, path, meta: dict | None = None) -> None:
     """Write the module's parameters (as float32) to ``path`` atomically, with optional
     ``meta`` facts (name -> number or array, stored as ``meta.<name>``)."""

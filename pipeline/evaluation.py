@@ -204,6 +204,38 @@ def recall_above(pooled: Pooled, score_above) -> float | None:
     return int(np.sum(pooled.is_tp & keep)) / pooled.faces
 
 
+def validation_operating_point(detector, data_dir, quick: bool = False) -> dict:
+    """Where a trained detector should stop, measured on validation images only.
+
+    detector: anything with ``detect(image) -> faces`` (``.box``, ``.score``), run with its
+    final threshold as low as possible; data_dir: the data kit. It runs over the validation
+    faces (cuhk80/val.txt) and the *validation* face-free photos (negatives/files.txt lines
+    with index % 10 == 8, which training never uses), and applies `operating_point` (at most
+    0.1 false positives per photo). quick: only the first 200 faces and 20 photos.
+    Returns {"score_above": the score a detection must exceed (None: the budget holds
+    anyway), "val_recall": the val faces' recall above it, "false_positives": how many of the
+    photos' detections are left, "photos": how many photos, "pooled": the val faces' `Pooled`
+    detections and "negative_scores": (K,) the scores of all detections on the photos}, so that
+    a caller can also measure another threshold.
+    """
+    from .cascade_samples import negative_photos
+    from .images import load_image
+
+    faces = face_split(data_dir, "val")[: 200 if quick else None]
+    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
+
+    def run(path):
+        boxes, scores, _ = _detections(detector, load_image(path))
+        return boxes, scores
+
+    pooled = pool((face.box[None], *run(face.path)) for face in faces)
+    negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
+    point = operating_point(negative_scores, len(photos))
+    return {"score_above": point["score_above"], "val_recall": recall_above(pooled, point["score_above"]),
+            "false_positives": point["false_positives"], "photos": len(photos), "pooled": pooled,
+            "negative_scores": negative_scores}
+
+
 # ---------------------------------------------------------------- landmarks
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from layers import softmax
 from nets import ONET_SIZE, RNET_SIZE, load_mtcnn
+from nets.mtcnn_weights import RELEASED_THRESHOLDS
 
 from .boxes import apply_regression, make_square, nms
 from .crops import crop_and_resize
@@ -39,7 +40,7 @@ from .resize import resize_area
 from .strips import pnet_pyramid_maps
 from .trace import Boxes, Face, Trace
 
-DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)  # face probability to pass P-Net, R-Net, O-Net
+DEFAULT_THRESHOLDS = RELEASED_THRESHOLDS  # face probability to pass P-Net, R-Net, O-Net (0.6, 0.7, 0.7)
 NMS_WITHIN_LEVEL = 0.5   # IoU, among one pyramid level's candidates
 NMS_ACROSS_LEVELS = 0.7  # IoU, among all levels' survivors
 NMS_RNET = 0.7           # IoU, after R-Net

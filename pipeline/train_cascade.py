@@ -136,35 +136,21 @@ def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) ->
     `CascadeDetector` uses it as its ``final_threshold``. Returns {"operating_threshold", "val_recall", "false_positives", "photos"}.
     """
     from nets.cascade_weights import load_cascade
-    from nets.weights import read_npz, save_arrays
+    from nets.weights import write_meta
 
     from .cascade import CascadeDetector
-    from .cascade_samples import negative_photos
-    from .evaluation import operating_point, pool, recall_above
-    from .images import load_image
+    from .evaluation import validation_operating_point
 
     weights_dir = Path(out_dir) / "weights"
-    nets = load_cascade(weights_dir)
-    detector = CascadeDetector(nets=nets, final_threshold=0.0)
-    faces = face_split(data_dir, "val")[: 200 if quick else None]
-    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
-
-    def run(path):
-        found = detector.detect(load_image(path))
-        return (np.array([f.box for f in found]).reshape(-1, 4), np.array([f.score for f in found]))
-
-    pooled = pool((face.box[None], *run(face.path)) for face in faces)
-    negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
-    point = operating_point(negative_scores, len(photos))
+    detector = CascadeDetector(nets=load_cascade(weights_dir), final_threshold=0.0)
+    point = validation_operating_point(detector, data_dir, quick)
+    # CascadeDetector keeps scores >= final_threshold: the next float above score_above
     threshold = 0.0 if point["score_above"] is None else float(np.nextafter(point["score_above"], 1.0))
-    result = {"operating_threshold": threshold, "val_recall": recall_above(pooled, point["score_above"]),
-              "false_positives": point["false_positives"], "photos": len(photos)}
-    path = weights_path("net48", weights_dir)
-    arrays = read_npz(path)
-    arrays["meta.operating_threshold"] = np.array(threshold)
-    save_arrays(arrays, path)
+    result = {"operating_threshold": threshold, "val_recall": point["val_recall"],
+              "false_positives": point["false_positives"], "photos": point["photos"]}
+    write_meta(weights_path("net48", weights_dir), operating_threshold=threshold)
     log(f"operating point: final threshold {threshold:.4f} keeps {result['val_recall']:.3f} of the validation "
-        f"faces with {result['false_positives']} false positives on {len(photos)} validation face-free photos")
+        f"faces with {result['false_positives']} false positives on {result['photos']} validation face-free photos")
     return result
 
 

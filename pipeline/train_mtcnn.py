@@ -119,38 +119,23 @@ def choose_operating_point(data_dir, out_dir, quick: bool = False, log=print) ->
     ``meta.operating_threshold``, which `MTCNNDetector(weights=...)` uses. Returns
     {"operating_threshold", "val_recall", "false_positives", "photos"}.
     """
-    from nets.weights import read_npz, save_arrays
+    from nets.weights import write_meta
 
-    from .cascade_samples import negative_photos
-    from .datasets import face_split
-    from .evaluation import operating_point, pool, recall_above
-    from .images import load_image
+    from .evaluation import recall_above, validation_operating_point
 
     weights_dir = Path(out_dir) / "weights"
     detector = detector_so_far(weights_dir, 3)
     own_threshold = detector.thresholds[2]
     detector.thresholds = (*detector.thresholds[:2], 0.0)
-    faces = face_split(data_dir, "val")[: 200 if quick else None]
-    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
-
-    def run(path):
-        found = detector.detect(load_image(path))
-        return (np.array([f.box for f in found]).reshape(-1, 4), np.array([f.score for f in found]))
-
     with detector.parallel.session():
-        pooled = pool((face.box[None], *run(face.path)) for face in faces)
-        negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
-    point = operating_point(negative_scores, len(photos))
-    # The detector keeps O-Net scores > threshold, the same test as `recall_above`.
+        point = validation_operating_point(detector, data_dir, quick)
+    # the detector keeps O-Net scores > threshold, the test `operating_point` counts with
     threshold = own_threshold if point["score_above"] is None else point["score_above"]
-    result = {"operating_threshold": threshold, "val_recall": recall_above(pooled, threshold),
-              "false_positives": int(np.sum(negative_scores > threshold)), "photos": len(photos)}
-    path = weights_file("onet", weights_dir)
-    arrays = read_npz(path)
-    arrays["meta.operating_threshold"] = np.array(threshold)
-    save_arrays(arrays, path)
+    result = {"operating_threshold": threshold, "val_recall": recall_above(point["pooled"], threshold),
+              "false_positives": int(np.sum(point["negative_scores"] > threshold)), "photos": point["photos"]}
+    write_meta(weights_file("onet", weights_dir), operating_threshold=threshold)
     log(f"operating point: O-Net threshold {threshold:.4f} keeps {result['val_recall']:.3f} of the validation "
-        f"faces with {result['false_positives']} false positives on {len(photos)} validation face-free photos")
+        f"faces with {result['false_positives']} false positives on {result['photos']} validation face-free photos")
     return result
 
 
