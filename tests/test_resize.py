@@ -63,6 +63,22 @@ def test_fast_equals_naive(height, width, out_h, out_w, channels):
     np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(sizes, sizes, sizes, sizes, st.integers(1, 5), st.integers(1, 5))
+def test_banded_multiply_equals_naive_for_any_band(height, width, out_h, out_w, row_band, col_band):
+    # bands of 1 to 5 outputs on small images: every way a band can start, end and overlap
+    import pipeline.resize as resize
+
+    x = np.random.default_rng(height * 1000 + width * 100 + out_h * 10 + out_w).standard_normal((2, height, width))
+    saved = resize.ROW_BAND, resize.COL_BAND, resize.DENSE_MAX_ENTRIES
+    resize.ROW_BAND, resize.COL_BAND, resize.DENSE_MAX_ENTRIES = row_band, col_band, 0
+    try:
+        fast = resize_area(x, out_h, out_w)
+    finally:
+        resize.ROW_BAND, resize.COL_BAND, resize.DENSE_MAX_ENTRIES = saved
+    np.testing.assert_allclose(fast, resize_area_naive(x, out_h, out_w), rtol=1e-12, atol=1e-12)
+
+
 def test_keeps_float32_and_leading_axes():
     x = np.random.default_rng(1).uniform(0, 255, size=(2, 3, 13, 17)).astype(np.float32)
     out = resize_area(x, 6, 5)
@@ -97,11 +113,11 @@ def test_rejects_integer_images():
         resize_area(np.zeros((4, 4), dtype=np.uint8), 2, 2)
 
 
-@pytest.mark.parametrize("in_hw, out_hw", [((150, 97), (70, 65)), ((90, 130), (88, 129)), ((50, 40), (80, 70))])
-def test_large_outputs_use_the_gather_path_and_equal_naive(in_hw, out_hw):
-    # outputs longer than DENSE_MAX_OUT take the gathered form (pyramid levels); check it too
-    from pipeline.resize import DENSE_MAX_OUT
+@pytest.mark.parametrize("in_hw, out_hw", [((300, 97), (70, 65)), ((90, 130), (88, 129)), ((150, 240), (260, 300))])
+def test_large_outputs_use_the_banded_path_and_equal_naive(in_hw, out_hw):
+    # large averaging matrices are multiplied band by band (pyramid levels); check it too
+    from pipeline.resize import DENSE_MAX_ENTRIES
 
-    assert max(out_hw) > DENSE_MAX_OUT
+    assert max(a * b for a, b in zip(in_hw, out_hw)) > DENSE_MAX_ENTRIES
     x = np.random.default_rng(0).uniform(0, 255, (2, *in_hw))
     np.testing.assert_allclose(resize_area(x, *out_hw), resize_area_naive(x, *out_hw), rtol=1e-12, atol=1e-12)
