@@ -1,0 +1,176 @@
+"""A speed device for inference: run a net with the batch as the *last* axis, (C, H, W, N).
+
+``net.forward`` works layer by layer in the textbook layout (N, C, H, W). The detector calls it
+on hundreds of small crops (R-Net, O-Net) and on strips of the pyramid (P-Net), where most of
+the time goes to moving memory, not to multiplying. `BatchLast` runs the same net, with the same
+weights, in the layout (C, H, W, N), where every step moves less:
+
+* **Convolution.** The window offset (p, q) of every sample is one slice x[:, p:p+OH, q:q+OW, :]
+  whose rows are runs of OW*N contiguous numbers, copied into row c*KH*KW + p*KW + q of
+  ``cols`` (C*KH*KW + 1, OH*OW*N). Its last row is all ones and the weight matrix (F, C*KH*KW+1)
+  ends with the bias, so the bias rides in the matrix multiply. The product (F, OH*OW*N) *is*
+  the next layer's input: no transpose back to (N, F, OH, OW), no separate bias pass.
+* **PReLU**, in place on each channel's contiguous row: prelu(y) = max(y, a*y) when the slope
+  a <= 1 (for y < 0, a*y >= y) and min(y, a*y) when a > 1; two passes instead of three.
+* **Max pooling**, separable: the running maximum of the window's rows, then of its columns.
+  Every slice of either step is strided along H or W but contiguous along (W, N) or N, so
+  NumPy runs it with SIMD.
+* **Fully connected.** The features (C, h, w, N) flatten to (C*h*w, N), which is the NCHW
+  flatten order, transposed: out.T = w.T @ x + b. The output heads are one matrix multiply,
+  their weights stacked.
+
+Measured on the detector's work (1 thread): R-Net on 395 crops 60 -> 33 ms, O-Net on 46 crops
+32 -> 24 ms, P-Net on the strips of a 1280 x 886 photo's pyramid 100 -> 85 ms.
+
+The result equals ``net.forward`` (in inference mode) up to float32 rounding: the sums run in
+another order and the PReLU is computed another way. ``tests/test_batch_last.py`` checks that on
+random nets and inputs. Only inference: dropout is the identity and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layers import Conv2D, Dropout, Flatten, Linear, MaxPool2D, PReLU, ReLU
+from layers.checks import require_float, require_ndim
+from layers.shapes import conv_output_size
+
+
+def conv_batch_last(x: np.ndarray, w_aug: np.ndarray, KH: int, KW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Convolution of x (C, H, W, N) by w_aug (F, C*KH*KW + 1): the weights w (F, C, KH, KW)
+    flattened, then the bias as the last column. Returns (F, OH, OW, N), C-contiguous."""
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    C, H, W, N = x.shape
+    OH, OW = conv_output_size(H, KH, stride), conv_output_size(W, KW, stride)
+    cols = np.empty((C * KH * KW + 1, OH * OW * N), dtype=x.dtype)
+    cols[-1] = 1  # multiplies the bias column of w_aug
+    windows = cols[:-1].reshape(C, KH, KW, OH, OW, N)
+    for p in range(KH):
+        for q in range(KW):
+            windows[:, p, q] = x[:, p : p + stride * (OH - 1) + 1 : stride, q : q + stride * (OW - 1) + 1 : stride]
+    return (w_aug.astype(x.dtype, copy=False) @ cols).reshape(-1, OH, OW, N)
+
+
+def prelu_rows_(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """PReLU in place on y (C, ...), channel c being y[c] (contiguous); alpha: (C,). Returns y.
+
+    prelu(y) = max(y, a*y) for a <= 1 and min(y, a*y) for a > 1: both pick y where y > 0 and
+    a*y where y <= 0.
+    """
+    rows = y.reshape(y.shape[0], -1)
+    scaled = rows * alpha[:, None].astype(y.dtype, copy=False)
+    for c in np.flatnonzero(alpha > 1):  # rare; the max below then leaves these rows as set
+        np.minimum(rows[c], scaled[c], out=scaled[c])
+        rows[c] = scaled[c]
+    np.maximum(rows, scaled, out=rows)
+    return y
+
+
+def _running_max(x: np.ndarray, axis: int, size: int, stride: int, out_len: int) -> np.ndarray:
+    """Max pooling along one axis of x: out[i] = max of x[i*stride : i*stride + size], windows
+    cut at the end of the axis (Caffe's ceil mode; every window starts inside)."""
+    n = x.shape[axis]
+
+    def every_stride(start, count):
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, start + stride * (count - 1) + 1, stride)
+        return tuple(index)
+
+    out = x[every_stride(0, out_len)].copy()
+    for offset in range(1, size):
+        count = min(out_len, -(-(n - offset) // stride))  # windows that reach this offset
+        if count > 0:
+            head = [slice(None)] * x.ndim
+            head[axis] = slice(0, count)
+            np.maximum(out[tuple(head)], x[every_stride(offset, count)], out=out[tuple(head)])
+    return out
+
+
+def maxpool_batch_last(x: np.ndarray, size: int, stride: int, ceil_mode: bool) -> np.ndarray:
+    """Max pooling of x (C, H, W, N): rows first, then columns. Returns (C, OH, OW, N)."""
+    OH = conv_output_size(x.shape[1], size, stride, ceil=ceil_mode)
+    OW = conv_output_size(x.shape[2], size, stride, ceil=ceil_mode)
+    return _running_max(_running_max(x, 1, size, stride, OH), 2, size, stride, OW)
+
+
+def _with_bias(w_mat: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(F, D) weights and (F,) bias -> (F, D + 1), the bias as the last column."""
+    return np.concatenate([w_mat, b[:, None]], axis=1)
+
+
+def _affine(w_t: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """w_t (M, D) @ x (D, N) + b (M,) as a column: (M, N). The output is smaller than x here,
+    so adding the bias afterwards is cheaper than a row of ones under x."""
+    out = w_t.astype(x.dtype, copy=False) @ x
+    out += b[:, None].astype(x.dtype, copy=False)
+    return out
+
+
+class BatchLast:
+    """Inference of a multi-head net (`nets.heads.MultiHeadNet`: P-Net, R-Net, O-Net) in the
+    (C, H, W, N) layout; ``forward`` takes and returns what ``net.forward`` does.
+
+    The weights are read once, when the BatchLast is made: make a new one after training the
+    net. Layers it knows: Conv2D, PReLU, ReLU, MaxPool2D, Flatten, Linear, Dropout (the identity); heads:
+    Linear, or Conv2D with a 1x1 kernel. Any other layer is a TypeError naming it.
+    """
+
+    def __init__(self, net):
+        self.net = net
+        self.steps = [self._step(name, layer) for name, layer in net.trunk.children.items()]
+        heads = [net.children[name] for name in net.head_names]
+        self.head_sizes = [head.params["b"].value.size for head in heads]
+        self.head_w = np.concatenate([self._head_matrix(name, head) for name, head in zip(net.head_names, heads)])
+        self.head_b = np.concatenate([head.params["b"].value for head in heads])
+
+    @staticmethod
+    def _head_matrix(name, head) -> np.ndarray:
+        w = head.params["w"].value
+        if isinstance(head, Linear):
+            return w.T  # Linear keeps (D, M)
+        if isinstance(head, Conv2D) and w.shape[2:] == (1, 1):
+            return w.reshape(w.shape[0], -1)
+        raise TypeError(f"BatchLast: head {name!r} is a {type(head).__name__}; it runs Linear or 1x1 Conv2D heads")
+
+    @staticmethod
+    def _step(name, layer):
+        """One layer as a function of (h, flat) -> (h, flat); flat: h is (D, N) features."""
+        if isinstance(layer, Conv2D):
+            w, b = layer.params["w"].value, layer.params["b"].value
+            w_aug, (KH, KW) = _with_bias(w.reshape(w.shape[0], -1), b), w.shape[2:]
+            return lambda h, flat: (conv_batch_last(h, w_aug, KH, KW, layer.stride, layer.pad), False)
+        if isinstance(layer, PReLU):
+            alpha = layer.params["alpha"].value
+            return lambda h, flat: (prelu_rows_(h, alpha), flat)
+        if isinstance(layer, ReLU):
+            return lambda h, flat: (np.maximum(h, 0, out=h), flat)
+        if isinstance(layer, MaxPool2D):
+            return lambda h, flat: (maxpool_batch_last(h, layer.size, layer.stride, layer.ceil_mode), False)
+        if isinstance(layer, Linear):
+            w_t, b = np.ascontiguousarray(layer.params["w"].value.T), layer.params["b"].value
+            return lambda h, flat: (_affine(w_t, b, h.reshape(-1, h.shape[-1])), True)
+        if isinstance(layer, Flatten):
+            return lambda h, flat: (h.reshape(-1, h.shape[-1]), True)
+        if isinstance(layer, Dropout):
+            return lambda h, flat: (h, flat)
+        raise TypeError(f"BatchLast: layer {name!r} is a {type(layer).__name__}, which it cannot run")
+
+    def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """x: (N, C, H, W) float (float32 in the detector; float64 computes in float64, as
+        ``net.forward`` does). Returns head name -> (N, K) after fully connected layers,
+        (N, K, OH, OW) after convolutions, as ``net.forward`` in inference mode."""
+        x = require_float(x, "x")
+        require_ndim(x, (4,), "x", "(N, C, H, W)")
+        h, flat = np.ascontiguousarray(np.moveaxis(x, 0, -1)), False
+        for step in self.steps:
+            h, flat = step(h, flat)
+        spatial = h.shape[1:-1]
+        features = h.reshape(h.shape[0], -1)  # (D, OH*OW*N) or (D, N)
+        out = _affine(self.head_w, self.head_b, features)  # (sum of K, OH*OW*N)
+        result, start = {}, 0
+        for name, size in zip(self.net.head_names, self.head_sizes):
+            part = out[start : start + size].reshape(size, *spatial, -1)  # (K, [OH, OW,] N)
+            result[name] = np.moveaxis(part, -1, 0)  # (N, K[, OH, OW])
+            start += size
+        return result
