@@ -162,7 +162,9 @@ class BatchLast:
         (N, K, OH, OW) after convolutions, as ``net.forward`` in inference mode."""
         x = require_float(x, "x")
         require_ndim(x, (4,), "x", "(N, C, H, W)")
-        h, flat = np.ascontiguousarray(np.moveaxis(x, 0, -1)), False
+        h, flat = np.moveaxis(x, 0, -1), False  # (C, H, W, N)
+        if x.shape[0] > 1:  # one copy, so that each window slice reads long runs; one image
+            h = np.ascontiguousarray(h)  # (a strip of P-Net's level) is read in place
         for step in self.steps:
             h, flat = step(h, flat)
         spatial = h.shape[1:-1]

@@ -14,6 +14,7 @@ from pipeline.boxes import (
     iou,
     make_square,
     nms,
+    nms_naive,
     nonempty_windows,
     pairwise_overlap,
 )
@@ -191,6 +192,25 @@ def test_nms_properties(data, threshold, mode):
     for index in dropped:
         by_better_kept = iou(boxes[index], boxes[kept], mode=mode)[scores[kept] >= scores[index]]
         assert np.any(by_better_kept > threshold)
+
+
+@settings(max_examples=60, deadline=None)
+@given(box_sets(max_size=40), thresholds, modes, st.integers(1, 9), st.booleans())
+def test_nms_in_blocks_equals_nms_naive(data, threshold, mode, block, tied):
+    # blocks of 1 to 9 boxes, so that kept boxes suppress across many block boundaries
+    import pipeline.boxes as box_module
+
+    boxes, scores = data
+    if tied:
+        scores = np.round(scores * 3) / 3  # many equal scores: ties go by index
+    saved = box_module.NMS_BLOCK
+    box_module.NMS_BLOCK = block
+    try:
+        kept = nms(boxes, scores, threshold, mode=mode)
+    finally:
+        box_module.NMS_BLOCK = saved
+    np.testing.assert_array_equal(kept, nms_naive(boxes, scores, threshold, mode=mode))
+    assert kept.dtype == np.int64
 
 
 @PROPERTY_SETTINGS

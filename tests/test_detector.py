@@ -313,3 +313,28 @@ def test_exact_conventions_still_find_the_face_with_the_released_nets():
 def test_unknown_conventions_are_refused():
     with pytest.raises(ValueError, match="conventions"):
         MTCNNDetector(conventions="matlab")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_crop_and_score_in_chunks_equals_one_batch(workers):
+    from pipeline.crops import crop_and_resize
+    from pipeline.mtcnn import crop_and_score
+    from pipeline.parallel import Parallel
+    from pipeline.proposals import normalize
+
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 255, (3, 60, 80)).astype(np.float32)
+    corners = rng.uniform(-10, 70, (9, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 30, (9, 2))], axis=1).astype(np.float32)
+    boxes[[1, 2, 5]] = [[100, 100, 120, 120], [-50, 0, -20, 30], [90, 5, 99, 20]]  # outside the image
+    rnet = RNet(rng=np.random.default_rng(4))
+    patches, expected_kept = crop_and_resize(image, boxes, 24)
+    expected = rnet.forward(normalize(patches))
+    parallel = Parallel(workers)
+    with parallel.session():
+        kept, out = crop_and_score(rnet, image, boxes, 24, parallel, batch=2)  # chunks of 2 boxes
+    np.testing.assert_array_equal(kept, expected_kept)
+    for name in expected:
+        np.testing.assert_allclose(out[name], expected[name], rtol=1e-6, atol=1e-6)
+    kept, out = crop_and_score(rnet, image, boxes[[1, 2]], 24)  # no box inside: nothing to run
+    assert kept.size == 0 and out == {}
