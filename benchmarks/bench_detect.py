@@ -1,10 +1,19 @@
 """How fast is the NumPy MTCNN? Run by hand: ``python benchmarks/bench_detect.py``.
 
 Times ``MTCNNDetector.detect`` (median of --repeats runs after one warm-up; ``workers`` and
-torch threads set to the thread count) on a 512 x 512 portrait (scikit-image's astronaut) and a 1280 x 886 group photo (a photo of shared/data/photos
-enlarged, or, without the data kit, a collage of the package photos), with 1 and 2 BLAS threads,
-and prints the time of each stage. If facenet-pytorch is importable, it times the reference
-MTCNN on the same images in the same run and prints our time / its time (below 1: we are faster).
+torch threads set to the thread count) on a 512 x 512 portrait (scikit-image's astronaut) and a
+1280 x 886 group photo (photo 2008_002470 of the data kit, $FACECASCADE_DATA, enlarged; without
+the kit, a collage of the package photos), with 1 and 2 BLAS threads, and prints the time of
+each stage. If facenet-pytorch is importable, it times the reference MTCNN on the same images in
+the same run, alternating with ours, and prints our time / its time (the target is 0.5 or less).
+
+It also prints, per stage, the GMAC/s its net reached (forward multiply-adds of all the stage's
+pyramid levels or crops / the stage's time) next to a plain float32 matrix multiply of the size
+of the net's largest layer over the whole stage: how close the net comes to what BLAS can do.
+
+facenet-pytorch is not a dependency. To compare, install it in a separate environment next to a
+torchvision that matches its torch (``pip install torch torchvision`` of matching releases, then
+``pip install --no-deps facenet-pytorch``), with this project's runtime packages.
 
 Each thread count runs in a fresh subprocess, because BLAS reads its thread count at start-up.
 """
@@ -67,6 +76,34 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def stage_work(det, trace) -> dict[str, tuple[int, tuple[int, int, int]]]:
+    """Per stage of one detection: the forward multiply-adds of its net over all its inputs
+    (pyramid levels or crops), and the GEMM (F, C*KH*KW, columns) of its largest layer over
+    the whole stage, for a plain matrix multiply of the same size."""
+    from bench_train import layer_macs
+
+    inputs = {"propose (P-Net)": (det.pnet, [tuple(size) for size in trace.level_sizes]),
+              "refine (R-Net)": (det.rnet, [24] * len(trace.rnet_input)),
+              "output (O-Net)": (det.onet, [48] * len(trace.onet_input))}
+    work = {}
+    for stage, (net, sizes) in inputs.items():
+        total, gemm = 0, (0, 0, 0)
+        for size in sizes:
+            macs, (F, CKK, columns) = layer_macs(net, size)
+            total += macs
+            gemm = (F, CKK, gemm[2] + columns)
+        work[stage] = (total, gemm)
+    return work
+
+
+def matmul_gmacs(F: int, CKK: int, columns: int, repeats: int) -> float:
+    """GMAC/s of a plain float32 (F, CKK) @ (CKK, columns) on this machine."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((F, CKK), dtype=np.float32)
+    b = rng.standard_normal((CKK, max(columns, 1)), dtype=np.float32)
+    return F * CKK * max(columns, 1) / median_time(lambda: a @ b, repeats) / 1e9
+
+
 def time_ours(image: np.ndarray, repeats: int, threads: int) -> dict[str, float]:
     from pipeline.images import to_chw_float
     from pipeline.mtcnn import MTCNNDetector, Trace
@@ -90,7 +127,11 @@ def time_ours(image: np.ndarray, repeats: int, threads: int) -> dict[str, float]
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
             stages[name].append(dt)
     result.update({name: statistics.median(v) for name, v in stages.items()})
-    result["faces"] = len(det.detect(image))
+    faces, trace = det.detect(image, trace=True)
+    result["faces"] = len(faces)
+    for stage, (macs, gemm) in stage_work(det, trace).items():
+        result[stage + " GMAC/s"] = macs / result[stage] / 1e9 if result[stage] else 0.0
+        result[stage + " mm GMAC/s"] = matmul_gmacs(*gemm, repeats) if macs else 0.0
     return result
 
 
@@ -172,19 +213,28 @@ def main() -> None:
     header = f"{'image':<40} {'threads':>7} {'faces':>5} {'ours ms':>8} {'P-Net':>7} {'R-Net':>7} {'O-Net':>7} {'ref ms':>7} {'ratio':>6}"
     print(header)
     print("-" * len(header))
+    rows_seen = []
     for threads in args.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                    MKL_NUM_THREADS=str(threads))
         done = subprocess.run([sys.executable, __file__, "--worker", str(threads), "--repeats", str(args.repeats)],
                               env=env, capture_output=True, text=True, check=True)
         for row in json.loads(done.stdout.strip().splitlines()[-1]):
+            rows_seen.append(row)
             o, ref = row["ours"], row["reference"]
             ref_text = f"{ref * 1e3:7.0f}" if ref else "      -"
             ratio = f"{o['total'] / ref:6.2f}" if ref else "     -"
             print(f"{row['image']:<40} {threads:>7} {o['faces']:>5} {o['total'] * 1e3:8.0f} "
                   f"{o['propose (P-Net)'] * 1e3:7.0f} {o['refine (R-Net)'] * 1e3:7.0f} {o['output (O-Net)'] * 1e3:7.0f} "
                   f"{ref_text} {ratio}")
-    print("\nratio = ours / facenet-pytorch (target <= 1.0; '-' when facenet-pytorch is not installed)")
+    print("\nratio = ours / facenet-pytorch (the target is <= 0.5; '-' when facenet-pytorch is not installed)")
+    print("\nGMAC/s of each stage's net (its forward multiply-adds / the stage's time) and of a plain float32")
+    print("matrix multiply the size of the net's largest layer over the whole stage (mm):")
+    for row in rows_seen:
+        o = row["ours"]
+        print(f"{row['image']:<40} {row['threads']:>7} " + "  ".join(
+            f"{stage.split()[1][1:-1]} {o[stage + ' GMAC/s']:5.1f} (mm {o[stage + ' mm GMAC/s']:5.1f})"
+            for stage in ("propose (P-Net)", "refine (R-Net)", "output (O-Net)")))
     if args.large:
         done = subprocess.run([sys.executable, __file__, "--large-worker"], capture_output=True, text=True, check=True)
         print(done.stdout.strip())

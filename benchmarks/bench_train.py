@@ -133,10 +133,10 @@ def our_step_fn(net, heads, x, labels, targets, optimizer):
 
 def layer_macs(net, size):
     """Forward multiply-adds per sample of every conv and linear layer, and the largest
-    forward GEMM (F, C*KH*KW, OH*OW) per sample."""
+    forward GEMM (F, C*KH*KW, OH*OW) per sample. size: the input's side, or (height, width)."""
     from layers.modules import Module
     macs, biggest = 0, (0, 0, 0)
-    shape = (3, size, size)
+    shape = (3, *size) if isinstance(size, tuple) else (3, size, size)
 
     def walk(module, shape):
         nonlocal macs, biggest
