@@ -4,8 +4,10 @@ Times ``MTCNNDetector.detect`` (median of --repeats runs after one warm-up; ``wo
 torch threads set to the thread count) on a 512 x 512 portrait (scikit-image's astronaut) and a
 1280 x 886 group photo (photo 2008_002470 of the data kit, $FACECASCADE_DATA, enlarged; without
 the kit, a collage of the package photos), with 1 and 2 BLAS threads, and prints the time of
-each stage. If facenet-pytorch is importable, it times the reference MTCNN on the same images in
-the same run, alternating with ours, and prints our time / its time (the target is 0.5 or less).
+each stage. If facenet-pytorch is importable, it times the reference MTCNN on the same images,
+in a process of its own, and prints our time / its time (the target is 0.5 or less). Separate
+processes, because in one process each library's idle worker threads (OpenBLAS's, OpenMP's)
+keep spinning on the cores for a while after a call and slow the other library down.
 
 It also prints, per stage, the GMAC/s its net reached (forward multiply-adds of all the stage's
 pyramid levels or crops / the stage's time) next to a plain float32 matrix multiply of the size
@@ -57,13 +59,6 @@ def test_images() -> dict[str, np.ndarray]:
             canvas.paste(tile, (20 + (i % 3) * 420, 10 + (i // 3) * 440))
         group, group_name = np.array(canvas), "collage 1280x886 (package photos)"
     return {"portrait 512x512 (astronaut)": portrait, group_name: group}
-
-
-def once(fn) -> float:
-    """Seconds one call of fn takes."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def median_time(fn, repeats: int) -> float:
@@ -152,28 +147,27 @@ def reference_detector(threads: int):
 
 
 def worker(threads: int, repeats: int) -> None:
+    """Time our detector on the test images (this process imports no torch); prints JSON."""
     from pipeline.mtcnn import MTCNNDetector
 
     ours = MTCNNDetector(workers=threads)
-    reference = reference_detector(threads)
     rows = []
     for name, image in test_images().items():
         stages = time_ours(image, repeats, threads)
-        pil = Image.fromarray(image)
-        # Alternate the two detectors run by run, so that a burst of load on the machine
-        # slows both alike and the ratio stays fair.
-        ours_times, ref_times = [], []
-        ours.detect(image)
-        if reference:
-            reference(pil)
-        for _ in range(repeats):
-            ours_times.append(once(lambda: ours.detect(image)))
-            if reference:
-                ref_times.append(once(lambda: reference(pil)))
-        stages["total"] = statistics.median(ours_times)
-        ref = statistics.median(ref_times) if ref_times else None
-        rows.append({"image": name, "threads": threads, "ours": stages, "reference": ref})
+        stages["total"] = median_time(lambda: ours.detect(image), repeats)
+        rows.append({"image": name, "threads": threads, "ours": stages})
     print(json.dumps(rows))
+
+
+def reference_worker(threads: int, repeats: int) -> None:
+    """Time facenet-pytorch on the test images, alone in this process; prints JSON (null
+    times when it is not importable)."""
+    reference = reference_detector(threads)
+    times = {}
+    for name, image in test_images().items():
+        pil = Image.fromarray(image)
+        times[name] = median_time(lambda: reference(pil), repeats) if reference else None
+    print(json.dumps(times))
 
 
 def large_photo_worker() -> None:
@@ -199,10 +193,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--large", action="store_true", help="also time a 6000 x 4000 photo and report peak memory")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reference-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--large-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.repeats)
+        return
+    if args.reference_worker:
+        reference_worker(args.reference_worker, args.repeats)
         return
     if args.large_worker:
         large_photo_worker()
@@ -217,11 +215,13 @@ def main() -> None:
     for threads in args.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                    MKL_NUM_THREADS=str(threads))
-        done = subprocess.run([sys.executable, __file__, "--worker", str(threads), "--repeats", str(args.repeats)],
-                              env=env, capture_output=True, text=True, check=True)
-        for row in json.loads(done.stdout.strip().splitlines()[-1]):
+        run = lambda role: json.loads(subprocess.run(  # noqa: E731
+            [sys.executable, __file__, role, str(threads), "--repeats", str(args.repeats)],
+            env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        ours_rows, reference_times = run("--worker"), run("--reference-worker")
+        for row in ours_rows:
             rows_seen.append(row)
-            o, ref = row["ours"], row["reference"]
+            o, ref = row["ours"], reference_times[row["image"]]
             ref_text = f"{ref * 1e3:7.0f}" if ref else "      -"
             ratio = f"{o['total'] / ref:6.2f}" if ref else "     -"
             print(f"{row['image']:<40} {threads:>7} {o['faces']:>5} {o['total'] * 1e3:8.0f} "

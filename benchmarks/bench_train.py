@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py                   # ours only (about a minute on 2 cores)
     python benchmarks/bench_train.py --profile         # plus where the time of a step goes
-    /tmp/torchvenv/bin/python benchmarks/bench_train.py  # plus torch, when it is importable
+    path/to/venv-with-torch/bin/python benchmarks/bench_train.py  # plus torch, when it is importable
 
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, with 2 BLAS
@@ -24,9 +24,12 @@ The nets
 How to read the numbers
 -----------------------
 * ``ours/s``: samples per second = batch / median step time. Every time is the *median* of
-  several repeats; when torch is there, our step and torch's step run alternately (ours, torch,
-  ours, torch, ...), so a burst of load from other processes hits both alike. ``spread`` is
-  (max - min) / median of our repeats: how noisy the machine was.
+  several repeats. ``spread`` is (max - min) / median of the repeats: how noisy the machine was.
+  Our step and torch's step run in *separate processes*, one after the other. Run alternately in
+  one process, each slowed the other: after a call, OpenBLAS's and OpenMP's worker threads
+  keep spinning on the cores for a while, and the other library's threads then wait for a
+  core. Torch's R-Net step took 112 ms that way and 60 ms alone (our earlier ratios were
+  measured that way and flattered us).
 * ``GMAC/s``: multiply-adds of the convs and fully connected layers per second. A training step
   is counted as 3x the forward's multiply-adds (forward, dx and dw), as is usual.
 * ``mm GMAC/s``: a plain float32 ``np.matmul`` of the largest forward GEMM of the net
@@ -218,6 +221,30 @@ def torch_net(name, torch):
     raise KeyError(name)
 
 
+def torch_worker(name: str, N: int, threads: int, repeats: int) -> None:
+    """Time torch's step for one net and batch, alone in this process; prints JSON."""
+    import json
+
+    import torch
+    torch.set_num_threads(threads)
+    build, size, heads = NETS[name]
+    rng = np.random.default_rng(0)
+    build(rng)  # draws what our net draws, so that the batch below is the one ours gets
+    x, labels, targets = make_batch(N, size, heads, rng)
+    medians, spreads = median_times([torch_step_fn(torch, name, heads, x, labels, targets)], repeats)
+    print(json.dumps({"median": medians[0], "spread": spreads[0], "version": torch.__version__}))
+
+
+def time_torch(name: str, N: int, threads: int, repeats: int) -> dict:
+    """torch's median step time and spread, measured in a fresh process (see the module doc)."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--torch-worker", name, str(N), "--threads", str(threads),
+                           "--repeats", str(repeats)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def torch_step_fn(torch, name, heads, x, labels, targets):
     net = torch_net(name, torch)
     optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
@@ -243,7 +270,8 @@ def torch_step_fn(torch, name, heads, x, labels, targets):
 
 def median_times(fns, repeats):
     """Median wall time of each fn() over ``repeats`` runs, after two warm-up calls each; the
-    functions run alternately. Returns (medians, spreads) with spread = (max - min) / median."""
+    functions run alternately (give one function to time it alone). Returns (medians, spreads)
+    with spread = (max - min) / median."""
     for fn in fns:
         fn()
         fn()
@@ -313,7 +341,11 @@ def main() -> None:
     parser.add_argument("--nets", nargs="+", default=list(NETS), help="a subset of: " + ", ".join(NETS))
     parser.add_argument("--profile", action="store_true", help="also time every layer (batch 256)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even when it is importable")
+    parser.add_argument("--torch-worker", nargs=2, metavar=("NET", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_worker:
+        torch_worker(args.torch_worker[0], int(args.torch_worker[1]), args.threads, args.repeats)
+        return
 
     try:
         from threadpoolctl import threadpool_limits
@@ -322,17 +354,11 @@ def main() -> None:
         thread_note = f"{args.threads} BLAS threads (threadpoolctl), {batch_chunks.get_threads()} layer threads"
     except ImportError:
         thread_note = "threadpoolctl missing: BLAS threads as set by OPENBLAS_NUM_THREADS"
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
-
+    import importlib.util
+    torch = not args.no_torch and importlib.util.find_spec("torch") is not None  # timed in its own process
     print(f"facecascade training-step benchmark (float32, median of {args.repeats})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {thread_note}"
-          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not importable"))
+          + (f", torch ({args.threads} threads, in a separate process)" if torch else ", torch not importable"))
     header = (f"{'net':<15} {'batch':>5} {'ours ms':>8} {'ours/s':>8} {'spread':>6} {'GMAC/s':>7} "
               f"{'mm GMAC/s':>9}" + (f" {'torch ms':>8} {'torch/s':>8} {'spread':>6} {'ours/torch':>10}" if torch else ""))
     print(header)
@@ -349,16 +375,15 @@ def main() -> None:
             macs, (F, CKK, OHOW) = layer_macs(net, size)
             a = rng.standard_normal((F, CKK), dtype=DTYPE)
             b = rng.standard_normal((CKK, N * OHOW), dtype=DTYPE)
-            fns = [step, lambda: np.matmul(a, b)]
-            if torch:
-                fns.append(torch_step_fn(torch, name, heads, x, labels, targets))
-            medians, spreads = median_times(fns, args.repeats)
-            t_ours, t_mm = medians[0], medians[1]
-            line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spreads[0]:6.0%} "
+            # each timed in a block of its own: alternated, the matmul's spinning BLAS threads slowed our step
+            (t_ours,), (spread_ours,) = median_times([step], args.repeats)
+            (t_mm,), _ = median_times([lambda: np.matmul(a, b)], args.repeats)
+            line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spread_ours:6.0%} "
                     f"{3 * macs * N / t_ours / 1e9:7.1f} {F * CKK * OHOW * N / t_mm / 1e9:9.1f}")
             if torch:
-                t_torch = medians[2]
-                line += f" {t_torch * 1e3:8.2f} {N / t_torch:8.0f} {spreads[2]:6.0%} {t_torch / t_ours:10.2f}"
+                theirs = time_torch(name, N, args.threads, args.repeats)
+                t_torch = theirs["median"]
+                line += f" {t_torch * 1e3:8.2f} {N / t_torch:8.0f} {theirs['spread']:6.0%} {t_torch / t_ours:10.2f}"
             print(line, flush=True)
             if args.profile and N == max(args.batches):
                 profiles[name] = (t_ours, profile_step(net, step, max(5, args.repeats // 2)))
