@@ -5,9 +5,9 @@
     path/to/venv-with-torch/bin/python benchmarks/bench_train.py  # plus torch, when it is importable
 
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
-an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, with 2 BLAS
-threads (``--threads``; the layers' own batch threads, ``layers.batch_chunks``, follow BLAS's
-count). The learning rate is tiny (1e-7) so that the repeated steps on one batch leave the
+an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
+(``--threads``): as in the training loop, the layers' own batch threads (``layers.batch_chunks``)
+share out the work and BLAS runs on one thread (``slices_not_blas``). The learning rate is tiny (1e-7) so that the repeated steps on one batch leave the
 weights, and so the work, as they are: a larger one lets the random-target losses diverge to
 inf/NaN within a few dozen steps. The update's arithmetic is the same for any lr.
 It asserts nothing.
@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from layers import (SGD, Conv2D, Linear, MaxPool2D, ReLU, Sequential, euclidean_loss,  # noqa: E402
                     softmax_cross_entropy)
+from layers.batch_chunks import slices_not_blas  # noqa: E402
 from layers.shapes import conv_output_size  # noqa: E402
 from nets import ONet, PNet, RNet  # noqa: E402
 
@@ -351,7 +352,8 @@ def main() -> None:
         from threadpoolctl import threadpool_limits
         threadpool_limits(args.threads)
         from layers import batch_chunks
-        thread_note = f"{args.threads} BLAS threads (threadpoolctl), {batch_chunks.get_threads()} layer threads"
+        thread_note = (f"{batch_chunks.get_threads()} layer threads with BLAS on one thread for our steps, "
+                       f"{args.threads} BLAS threads for the plain matmul")
     except ImportError:
         thread_note = "threadpoolctl missing: BLAS threads as set by OPENBLAS_NUM_THREADS"
     import importlib.util
@@ -376,7 +378,8 @@ def main() -> None:
             a = rng.standard_normal((F, CKK), dtype=DTYPE)
             b = rng.standard_normal((CKK, N * OHOW), dtype=DTYPE)
             # each timed in a block of its own: alternated, the matmul's spinning BLAS threads slowed our step
-            (t_ours,), (spread_ours,) = median_times([step], args.repeats)
+            with slices_not_blas():  # as the training loop runs it
+                (t_ours,), (spread_ours,) = median_times([step], args.repeats)
             (t_mm,), _ = median_times([lambda: np.matmul(a, b)], args.repeats)
             line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spread_ours:6.0%} "
                     f"{3 * macs * N / t_ours / 1e9:7.1f} {F * CKK * OHOW * N / t_mm / 1e9:9.1f}")
@@ -386,7 +389,8 @@ def main() -> None:
                 line += f" {t_torch * 1e3:8.2f} {N / t_torch:8.0f} {theirs['spread']:6.0%} {t_torch / t_ours:10.2f}"
             print(line, flush=True)
             if args.profile and N == max(args.batches):
-                profiles[name] = (t_ours, profile_step(net, step, max(5, args.repeats // 2)))
+                with slices_not_blas():
+                    profiles[name] = (t_ours, profile_step(net, step, max(5, args.repeats // 2)))
 
     for name, (t_step, layers) in profiles.items():
         print(f"\n{name}: step {t_step * 1e3:.2f} ms; per layer median ms (forward, backward, share of step)")

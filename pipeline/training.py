@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from layers import SGD, Adam, softmax, softmax_cross_entropy
+from layers.batch_chunks import slices_not_blas
 from layers.modules import Dropout, without_input_gradient
 from nets.weights import read_npz, save_arrays
 
@@ -373,13 +374,8 @@ class Trainer:
             raise FileExistsError(f"{self.checkpoint_path} exists: pass resume=True (--resume) to continue it, "
                                   "or choose another output folder")
         try:
-            while self.epoch < self.config.epochs:
-                train_metrics = self.train_epoch()
-                val_metrics = self.task.validate(self.net, self.val_set) if len(self.val_set) else {}
-                self.epoch += 1
-                self._record(train_metrics, val_metrics)
-                self.save_checkpoint()
-                self._plot_curves()
+            with slices_not_blas():  # the layers' threads, not BLAS's, share out the work
+                self._run_epochs()
         except KeyboardInterrupt:
             _say(f"\n{self.name}: interrupted; {self.checkpoint_path} holds epoch {self.epoch}. "
                  "Run again with --resume to continue.")
@@ -387,6 +383,16 @@ class Trainer:
         if self.best is not None:
             self.net.load_state_dict(self.best[2])
         return self.history
+
+    def _run_epochs(self) -> None:
+        """Train and validate epoch after epoch up to ``config.epochs``, a checkpoint after each."""
+        while self.epoch < self.config.epochs:
+            train_metrics = self.train_epoch()
+            val_metrics = self.task.validate(self.net, self.val_set) if len(self.val_set) else {}
+            self.epoch += 1
+            self._record(train_metrics, val_metrics)
+            self.save_checkpoint()
+            self._plot_curves()
 
     def _record(self, train_metrics: dict, val_metrics: dict) -> None:
         for k, v in train_metrics.items():

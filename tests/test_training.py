@@ -148,3 +148,46 @@ def test_run_stages_skips_finished_stages_on_resume_and_refuses_unknown_ones(tmp
     assert trained == ["b", "a"]
     with pytest.raises(ValueError, match="zz"):
         run_stages(("zz",), ("a", "b"), lambda n: tmp_path / f"{n}.npz", train_one)
+
+
+def test_slices_not_blas_holds_blas_to_one_thread_and_restores_everything():
+    from threadpoolctl import threadpool_info
+
+    from layers import batch_chunks
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before_threads, before_blas = batch_chunks.get_threads(), blas_threads()
+    with batch_chunks.slices_not_blas(3):
+        assert batch_chunks.get_threads() == 3
+        assert all(n == 1 for n in blas_threads())
+    assert batch_chunks.get_threads() == before_threads
+    assert blas_threads() == before_blas
+
+
+def test_training_steps_are_identical_with_blas_on_one_thread():
+    # the speed device must not change a number: same slices, and a matrix product does not
+    # depend on BLAS's thread count
+    from layers import SGD, batch_chunks, softmax_cross_entropy
+    from nets import RNet
+
+    def two_steps():
+        rng = np.random.default_rng(5)
+        net = RNet(rng)
+        optimizer = SGD(net.parameters(), lr=0.01, momentum=0.9)
+        x = rng.standard_normal((64, 3, 24, 24)).astype(np.float32)
+        labels = rng.integers(0, 2, 64)
+        for _ in range(2):
+            out = net.forward(x)
+            _, dface = softmax_cross_entropy(out["face"], labels)
+            net.backward({"face": dface, "box": np.zeros_like(out["box"])})
+            optimizer.step()
+        return net.state_dict()
+
+    with batch_chunks.slicing(threads=2, min_parallel_bytes=0):
+        plain = two_steps()
+        with batch_chunks.slices_not_blas():
+            held = two_steps()
+    for name in plain:
+        np.testing.assert_array_equal(held[name], plain[name], err_msg=name)
