@@ -156,7 +156,11 @@ def test_slices_not_blas_holds_blas_to_one_thread_and_restores_everything():
     from layers import batch_chunks
 
     def blas_threads():
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        # NumPy's BLAS (a wheel bundles its own in numpy.libs); other packages' copies (SciPy's)
+        # are loaded later and are not what the layers call
+        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+        numpys = [lib for lib in blas if "numpy" in lib["filepath"]]
+        return [lib["num_threads"] for lib in (numpys or blas)]
 
     before_threads, before_blas = batch_chunks.get_threads(), blas_threads()
     with batch_chunks.slices_not_blas(3):
