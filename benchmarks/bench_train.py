@@ -7,8 +7,9 @@
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
 (``--threads``): as in the training loop, the layers' own batch threads (``layers.batch_chunks``)
-share out the work and BLAS runs on one thread (``slices_not_blas``). The learning rate is tiny (1e-7) so that the repeated steps on one batch leave the
-weights, and so the work, as they are: a larger one lets the random-target losses diverge to
+share out the work and BLAS runs on one thread (``slices_not_blas``). The learning rate is
+tiny (1e-7) so that the repeated steps on one batch leave the weights, and so the work, as they
+are: a larger one lets the random-target losses diverge to
 inf/NaN within a few dozen steps. The update's arithmetic is the same for any lr.
 It asserts nothing.
 

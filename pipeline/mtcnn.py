@@ -132,9 +132,9 @@ class MTCNNDetector:
     ``facecascade train mtcnn``, with the thresholds chosen on validation data) or a folder
     of a training run's ``mtcnn_*.npz`` files (`nets.load_mtcnn`); nets: (pnet, rnet, onet) to
     use instead (they are used, not copied: each stage reads their weights afresh through
-    `nets.batch_last.BatchLast`, and ``detect`` never changes their modes or caches); workers: threads for the pyramid
-    levels and crop batches (default: the CPUs available; see `pipeline.parallel`);
-    conventions: "released" keeps the three pixel conventions the released weights were
+    `nets.batch_last.BatchLast`, and ``detect`` never changes their modes or caches);
+    workers: threads for the pyramid levels and crop batches (default: the CPUs available;
+    see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the released weights were
     trained with (see `union_nms`, `heatmap_to_boxes` and `propose`), "exact" drops them, for
     nets trained here on exact windows (default: the weights' own; "released" for ``nets``).
     One detector runs one ``detect`` at a time: give each thread of yours its own detector.

@@ -10,7 +10,8 @@ the plain mean of the input pixels in that rectangle. The windows may overlap (5
 averages one or two input pixels).
 
 `resize_area_naive` loops over output pixels and is the definition; `resize_area` is the
-fast version that the pipeline uses (one banded matrix multiply per axis). A test checks that they agree.
+fast version that the pipeline uses (one banded matrix multiply per axis). A test checks
+that they agree.
 """
 
 from __future__ import annotations
