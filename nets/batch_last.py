@@ -15,6 +15,12 @@ weights, in the layout (C, H, W, N), where every step moves less:
 * **Max pooling**, separable: the running maximum of the window's rows, then of its columns.
   Every slice of either step is strided along H or W but contiguous along (W, N) or N, so
   NumPy runs it with SIMD.
+* **Pooling before PReLU.** A PReLU with slope a >= 0 never decreases, so the maximum of a
+  window after it is the PReLU of the window's maximum: pooling first gives the same numbers
+  (exactly: rounding never decreases either) and leaves the PReLU a quarter of the map. For
+  channels with a < 0 that is false, so the convolution's channels are reordered, the
+  negative-slope ones first, and only they get their PReLU before the pooling; the next
+  convolution's weights take the same order, so nothing else changes.
 * **Fully connected.** The features (C, h, w, N) flatten to (C*h*w, N), which is the NCHW
   flatten order, transposed: out.T = w.T @ x + b. The output heads are one matrix multiply,
   their weights stacked.
@@ -63,7 +69,9 @@ def prelu_rows_(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     prelu(y) = max(y, a*y) for a <= 1 and min(y, a*y) for a > 1: both pick y where y > 0 and
     a*y where y <= 0.
     """
-    rows = y.reshape(y.shape[0], -1)
+    if not y.flags.c_contiguous:
+        raise ValueError("prelu_rows_ works in place: y must be C-contiguous")
+    rows = y.reshape(y.shape[0], -1)  # a view, so that the result lands in y
     scaled = rows * alpha[:, None].astype(y.dtype, copy=False)
     for c in np.flatnonzero(alpha > 1):  # rare; the max below then leaves these rows as set
         np.minimum(rows[c], scaled[c], out=scaled[c])
@@ -112,6 +120,28 @@ def _affine(w_t: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pool_before_prelu(layers, arrays) -> dict[int, int]:
+    """Find each convolution -> PReLU -> max pooling, and order its channels so that the k with
+    a negative slope come first (see the module doc). layers: [(name, module)]; arrays: per
+    layer, its weights by name, replaced here by reordered copies (the net is not touched).
+    Returns {index of the PReLU: k} for the PReLUs that can wait for the pooling."""
+    found = {}
+    for i in range(len(layers) - 2):
+        conv, prelu, pool = (layer for _, layer in layers[i : i + 3])
+        if not (isinstance(conv, Conv2D) and isinstance(prelu, PReLU) and isinstance(pool, MaxPool2D)):
+            continue
+        negative = arrays[i + 1]["alpha"] < 0
+        order = np.argsort(~negative, kind="stable")  # the negative slopes first, each group in order
+        if np.any(order != np.arange(order.size)):
+            if not (i + 3 < len(layers) and isinstance(layers[i + 3][1], Conv2D)):
+                continue  # the next layer could not take the new channel order: keep the PReLU first
+            arrays[i] = {"w": arrays[i]["w"][order], "b": arrays[i]["b"][order]}
+            arrays[i + 1] = {"alpha": arrays[i + 1]["alpha"][order]}
+            arrays[i + 3] = {**arrays[i + 3], "w": arrays[i + 3]["w"][:, order]}
+        found[i + 1] = int(negative.sum())
+    return found
+
+
 class BatchLast:
     """Inference of a multi-head net (`nets.heads.MultiHeadNet`: P-Net, R-Net, O-Net) in the
     (C, H, W, N) layout; ``forward`` takes and returns what ``net.forward`` does.
@@ -123,7 +153,13 @@ class BatchLast:
 
     def __init__(self, net):
         self.net = net
-        self.steps = [self._step(name, layer) for name, layer in net.trunk.children.items()]
+        layers = list(net.trunk.children.items())
+        arrays = [{key: param.value for key, param in layer.params.items()} for _, layer in layers]
+        negative_first = _pool_before_prelu(layers, arrays)  # {index of a PReLU: k}
+        splits = {}
+        for i, k in negative_first.items():
+            splits[i] = splits[i + 1] = (k, arrays[i]["alpha"])
+        self.steps = [self._step(name, layer, arrays[i], splits.get(i)) for i, (name, layer) in enumerate(layers)]
         heads = [net.children[name] for name in net.head_names]
         self.head_sizes = [head.params["b"].value.size for head in heads]
         self.head_w = np.concatenate([self._head_matrix(name, head) for name, head in zip(net.head_names, heads)])
@@ -139,21 +175,41 @@ class BatchLast:
         raise TypeError(f"BatchLast: head {name!r} is a {type(head).__name__}; it runs Linear or 1x1 Conv2D heads")
 
     @staticmethod
-    def _step(name, layer):
-        """One layer as a function of (h, flat) -> (h, flat); flat: h is (D, N) features."""
+    def _step(name, layer, arrays, split=None):
+        """One layer as a function of (h, flat) -> (h, flat); flat: h is (D, N) features.
+        arrays: the layer's weights (reordered by `_pool_before_prelu`); split: for a PReLU
+        that waits for the pooling after it, and for that pooling, (k, slopes): the first k
+        channels (slope < 0) get their PReLU before the pooling, the others after it."""
         if isinstance(layer, Conv2D):
-            w, b = layer.params["w"].value, layer.params["b"].value
+            w, b = arrays["w"], arrays["b"]
             w_aug, (KH, KW) = _with_bias(w.reshape(w.shape[0], -1), b), w.shape[2:]
             return lambda h, flat: (conv_batch_last(h, w_aug, KH, KW, layer.stride, layer.pad), False)
         if isinstance(layer, PReLU):
-            alpha = layer.params["alpha"].value
-            return lambda h, flat: (prelu_rows_(h, alpha), flat)
+            alpha = arrays["alpha"]
+            if split is None:
+                return lambda h, flat: (prelu_rows_(h, alpha), flat)
+            k = split[0]
+
+            def prelu_negative_slopes(h, flat):  # the channels with a >= 0 wait for the pooling
+                if k:
+                    prelu_rows_(h[:k], alpha[:k])
+                return h, flat
+            return prelu_negative_slopes
         if isinstance(layer, ReLU):
             return lambda h, flat: (np.maximum(h, 0, out=h), flat)
         if isinstance(layer, MaxPool2D):
-            return lambda h, flat: (maxpool_batch_last(h, layer.size, layer.stride, layer.ceil_mode), False)
+            if split is None:
+                return lambda h, flat: (maxpool_batch_last(h, layer.size, layer.stride, layer.ceil_mode), False)
+            k, alpha = split
+
+            def pool_then_prelu(h, flat):
+                pooled = maxpool_batch_last(h, layer.size, layer.stride, layer.ceil_mode)
+                if k < len(alpha):
+                    prelu_rows_(pooled[k:], alpha[k:])
+                return pooled, False
+            return pool_then_prelu
         if isinstance(layer, Linear):
-            w_t, b = np.ascontiguousarray(layer.params["w"].value.T), layer.params["b"].value
+            w_t, b = np.ascontiguousarray(arrays["w"].T), arrays["b"]
             return lambda h, flat: (_affine(w_t, b, h.reshape(-1, h.shape[-1])), True)
         if isinstance(layer, Flatten):
             return lambda h, flat: (h.reshape(-1, h.shape[-1]), True)

@@ -17,7 +17,7 @@ from layers.activations import prelu_forward_naive
 from layers.conv import conv_forward_naive
 from layers.pool import maxpool_forward_naive
 from nets import ONet, PNet, RNet
-from nets.batch_last import BatchLast, conv_batch_last, maxpool_batch_last, prelu_rows_
+from nets.batch_last import BatchLast, _pool_before_prelu, conv_batch_last, maxpool_batch_last, prelu_rows_
 from nets.heads import MultiHeadNet
 from pipeline.mtcnn import inference_mode
 
@@ -115,6 +115,34 @@ def test_released_nets_in_float32_give_the_same_outputs():
         for name in expected:
             assert actual[name].dtype == np.float32
             assert_close(actual[name], expected[name], 1e-5, name)  # float32: a few roundings of 6e-8
+
+
+def test_pool_before_prelu_puts_negative_slopes_first_and_leaves_the_net_alone():
+    rng = np.random.default_rng(2)
+    net = random_weights(RNet(), rng)
+    net.trunk.children["prelu1"].params["alpha"].value[...] = np.linspace(-1, 1.5, 28)  # 11 negative
+    net.trunk.children["prelu2"].params["alpha"].value[...] = np.abs(np.linspace(-1, 1, 48))  # none
+    before = {name: value.copy() for name, value in net.state_dict().items()}
+    layers = list(net.trunk.children.items())
+    arrays = [{key: param.value for key, param in layer.params.items()} for _, layer in layers]
+    assert _pool_before_prelu(layers, arrays) == {1: 11, 4: 0}  # prelu1 and prelu2, by position
+    alpha = arrays[1]["alpha"]
+    assert np.all(alpha[:11] < 0) and np.all(alpha[11:] >= 0)
+    order = np.argsort(~(net.trunk.children["prelu1"].params["alpha"].value < 0), kind="stable")
+    np.testing.assert_array_equal(arrays[0]["w"], before["conv1.w"][order])  # conv1's filters
+    np.testing.assert_array_equal(arrays[3]["w"], before["conv2.w"][:, order])  # conv2's inputs
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    x = rng.standard_normal((3, 3, 24, 24))
+    with inference_mode(net):
+        expected = net.forward(x)
+    for name, value in BatchLast(net).forward(x).items():
+        assert_close(value, expected[name], FAST_VS_NAIVE_F64, name)
+
+
+def test_prelu_rows_refuses_a_copy():
+    with pytest.raises(ValueError, match="C-contiguous"):
+        prelu_rows_(np.ones((4, 6))[:, ::2], np.ones(4))
 
 
 def test_reads_the_weights_when_made():
