@@ -428,7 +428,8 @@ print(f"max |difference| = {np.abs(out_last.transpose(3, 0, 1, 2) - out_first).m
 # without changing a number: a PReLU whose slope is >= 0 never decreases, so the largest value
 # of a window after it is the PReLU of the window's largest value. Such channels are pooled
 # first and get their PReLU on a map a quarter the size. `BatchLast(net)` runs any
-# MTCNN net that way and returns exactly what `net.forward` returns. Timing a whole R-Net:
+# MTCNN net that way and returns what `net.forward` returns, up to float32 rounding (the sums
+# run in another order). Timing a whole R-Net:
 
 # %%
 rnet = RNet()
