@@ -132,7 +132,6 @@ def slices_not_blas(threads: int | None = None):
     (R-Net) and 548-609 to 485-517 ms (O-Net). The numbers computed are the same: the slices
     are those of the same thread count, and a matrix product does not depend on BLAS's threads.
     """
-    global _threads
     count = threads if threads is not None else get_threads()
     saved = _threads
     blas = _blas()

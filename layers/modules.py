@@ -457,3 +457,25 @@ def without_input_gradient(net: Module):
     finally:
         for layer, flag in zip(layers, saved):
             layer.input_grad = flag
+
+
+@contextmanager
+def inference_mode(*nets: Module):
+    """Run the nets in inference mode inside the ``with`` block, then put every module back
+    in the mode it had (training or eval, caches kept or not).
+
+    Inference mode (`Module.inference`) switches dropout off and keeps no caches, so a pass
+    over many images holds less memory; but a net left in it cannot run ``backward``.
+    Restoring the modes means a net you are training can be handed to a detector and trained
+    on afterwards. (Its cache is the one of the detector's last forward pass, not yours:
+    run your own forward again before a backward.)
+    """
+    modules = [m for net in nets for m in (net, *net._descendants())]
+    saved = [(m.training, m.keep_cache) for m in modules]
+    for net in nets:
+        net.inference()
+    try:
+        yield
+    finally:
+        for module, (training, keep_cache) in zip(modules, saved):
+            module.training, module.keep_cache = training, keep_cache

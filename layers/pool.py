@@ -150,6 +150,9 @@ def maxpool_backward(dout, cache):
     back to its strided positions in dx (one pass over dx).
     """
     x_shape, argmax, size, stride, OH, OW = cache
+    if argmax is None:
+        raise ValueError("maxpool_backward: this cache comes from maxpool_forward(record_argmax=False), "
+                         "which keeps no winners to send the gradient to")
     N, C = x_shape[:2]
     phases, Hs, Ws, shifts = _phase_geometry(size, stride, OH, OW)
     dx = np.zeros(x_shape, dtype=dout.dtype)

@@ -21,14 +21,14 @@ import warnings
 import numpy as np
 
 from layers import softmax
+from layers.modules import inference_mode
 
 from . import arguments
 from .boxes import batched_nms, nms
 from .calibration import CALIBRATION_THRESHOLD, calibrate
 from .crops import crop_and_resize
 from .images import load_image, to_chw_float
-from .mtcnn import inference_mode, run_in_batches
-from .parallel import Parallel
+from .parallel import Parallel, run_in_batches
 from .proposals import normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area

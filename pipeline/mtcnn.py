@@ -21,7 +21,6 @@ thresholds 0.6 (P-Net, cells with p >= 0.6 kept), 0.7 (R-Net, p > 0.7) and 0.7 (
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -31,9 +30,8 @@ from nets.batch_last import BatchLast
 from nets.mtcnn_weights import RELEASED_THRESHOLDS
 
 from .boxes import apply_regression, make_square, nms
-from .crops import crop_and_resize
 from .images import load_image, to_chw_float
-from .parallel import Parallel
+from .parallel import Parallel, crop_and_score
 from . import arguments
 from .proposals import heatmap_to_boxes, normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
@@ -46,7 +44,6 @@ NMS_WITHIN_LEVEL = 0.5   # IoU, among one pyramid level's candidates
 NMS_ACROSS_LEVELS = 0.7  # IoU, among all levels' survivors
 NMS_RNET = 0.7           # IoU, after R-Net
 NMS_ONET_MIN = 0.7       # intersection over the smaller box, after O-Net: also drops a box inside another
-BATCH = 256              # crops per R-Net / O-Net forward pass, to bound memory
 
 
 def union_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -63,64 +60,6 @@ def union_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.nda
     return nms(shrunk, scores, threshold)
 
 
-def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) -> dict[str, np.ndarray]:
-    """net.forward over patches (K, 3, S, S) in chunks (at most ``batch``, and one per worker
-    of ``parallel``, a `Parallel`); outputs concatenated in order."""
-    if len(patches) == 0:
-        return {}
-    workers = parallel.workers if parallel is not None else 1
-    size = min(batch, -(-len(patches) // workers))
-    chunks = [patches[i : i + size] for i in range(0, len(patches), size)]
-    outputs = parallel.map(net.forward, chunks) if parallel is not None else [net.forward(c) for c in chunks]
-    return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
-
-
-def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, parallel=None, batch: int = BATCH):
-    """Cut the boxes (K, 4) out of image_chw (3, H, W) (0..255), resize them to size x size,
-    normalize and run net.forward, in chunks of boxes (at most ``batch``, and one per worker of
-    ``parallel``, a `Parallel`, so that the cropping runs on every core too).
-
-    Returns kept (M,) int64, the boxes whose window holds a pixel (`crop_and_resize`), and the
-    net's outputs for those crops, concatenated in box order ({} when none was kept).
-    """
-    workers = parallel.workers if parallel is not None else 1
-    step = max(1, min(batch, -(-len(boxes) // workers)))
-
-    def score(start):
-        patches, kept = crop_and_resize(image_chw, boxes[start : start + step], size)
-        return kept + start, (net.forward(normalize(patches)) if len(kept) else None)
-
-    starts = range(0, len(boxes), step)
-    parts = parallel.map(score, starts) if parallel is not None else [score(start) for start in starts]
-    kept = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, np.int64)
-    outputs = [out for _, out in parts if out is not None]
-    if not outputs:
-        return kept, {}
-    return kept, {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
-
-
-@contextmanager
-def inference_mode(*nets):
-    """Run the nets in inference mode inside the ``with`` block, then put every module back
-    in the mode it had (training or eval, caches kept or not).
-
-    Inference mode (`layers.modules.Module.inference`) switches dropout off and keeps no
-    caches, so a detection holds less memory; but a net left in it cannot run ``backward``.
-    Restoring the modes means a net you are training can be handed to a detector and trained
-    on afterwards. (Its cache is the one of the detector's last forward pass, not yours:
-    run your own forward again before a backward.)
-    """
-    modules = [m for net in nets for m in (net, *net._descendants())]
-    saved = [(m.training, m.keep_cache) for m in modules]
-    for net in nets:
-        net.inference()
-    try:
-        yield
-    finally:
-        for module, (training, keep_cache) in zip(modules, saved):
-            module.training, module.keep_cache = training, keep_cache
-
-
 class MTCNNDetector:
     """Face detector with MTCNN's three nets: the released weights (default) or those trained
     here from scratch.
@@ -134,9 +73,10 @@ class MTCNNDetector:
     use instead (they are used, not copied: each stage reads their weights afresh through
     `nets.batch_last.BatchLast`, and ``detect`` never changes their modes or caches);
     workers: threads for the pyramid levels and crop batches (default: the CPUs available;
-    see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the released weights were
-    trained with (see `union_nms`, `heatmap_to_boxes` and `propose`), "exact" drops them, for
-    nets trained here on exact windows (default: the weights' own; "released" for ``nets``).
+    see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the
+    released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
+    "exact" drops them, for nets trained here on exact windows (default: the weights' own;
+    "released" for ``nets``).
     One detector runs one ``detect`` at a time: give each thread of yours its own detector.
 
         det = MTCNNDetector()

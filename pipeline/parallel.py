@@ -13,6 +13,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy as np
+
+from .crops import crop_and_resize
+from .proposals import normalize
+
+BATCH = 256  # crops per net forward pass at most, to bound memory
+
 
 def available_cpus() -> int:
     """CPUs this process may run on."""
@@ -60,3 +67,51 @@ class Parallel:
         if self._pool is None or len(items) <= 1:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
+
+
+# ---------------------------------------------------------------- batches of crops on the workers
+
+
+def _chunk_size(count: int, parallel, batch: int) -> int:
+    """Items per chunk: at most ``batch``, and few enough that every worker of ``parallel``
+    (a `Parallel`, or None for one) gets a chunk."""
+    workers = parallel.workers if parallel is not None else 1
+    return max(1, min(batch, -(-count // workers)))
+
+
+def _concatenate(outputs: list[dict]) -> dict[str, np.ndarray]:
+    """The chunks' outputs (head name -> array, first axis the chunk's items), joined in order."""
+    return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
+
+
+def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) -> dict[str, np.ndarray]:
+    """net.forward over patches (K, 3, S, S) in chunks (at most ``batch``, and one per worker
+    of ``parallel``, a `Parallel`); outputs (head name -> (K, ...)) concatenated in order, {}
+    for no patches."""
+    if len(patches) == 0:
+        return {}
+    size = _chunk_size(len(patches), parallel, batch)
+    chunks = [patches[i : i + size] for i in range(0, len(patches), size)]
+    outputs = parallel.map(net.forward, chunks) if parallel is not None else [net.forward(c) for c in chunks]
+    return _concatenate(outputs)
+
+
+def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, parallel=None, batch: int = BATCH):
+    """Cut the boxes (K, 4) (x1, y1, x2, y2 in pixels) out of image_chw (3, H, W) (0..255),
+    resize them to size x size, normalize and run net.forward, in chunks of boxes (at most
+    ``batch``, and one per worker of ``parallel``, so that the cropping runs on every core too).
+
+    Returns kept (M,) int64, the boxes whose window holds a pixel (`crop_and_resize`), and the
+    net's outputs (head name -> (M, ...)) for those crops in box order ({} when none was kept).
+    """
+    step = _chunk_size(len(boxes), parallel, batch)
+
+    def score(start):
+        patches, kept = crop_and_resize(image_chw, boxes[start : start + step], size)
+        return kept + start, (net.forward(normalize(patches)) if len(kept) else None)
+
+    starts = range(0, len(boxes), step)
+    parts = parallel.map(score, starts) if parallel is not None else [score(start) for start in starts]
+    kept = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, np.int64)
+    outputs = [out for _, out in parts if out is not None]
+    return kept, (_concatenate(outputs) if outputs else {})

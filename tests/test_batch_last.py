@@ -19,7 +19,7 @@ from layers.pool import maxpool_forward_naive
 from nets import ONet, PNet, RNet
 from nets.batch_last import BatchLast, _pool_before_prelu, conv_batch_last, maxpool_batch_last, prelu_rows_
 from nets.heads import MultiHeadNet
-from pipeline.mtcnn import inference_mode
+from layers.modules import inference_mode
 
 from .strategies import MAX_SIZE
 from .tolerances import FAST_VS_NAIVE_F64, assert_close

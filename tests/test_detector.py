@@ -318,8 +318,7 @@ def test_unknown_conventions_are_refused():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_crop_and_score_in_chunks_equals_one_batch(workers):
     from pipeline.crops import crop_and_resize
-    from pipeline.mtcnn import crop_and_score
-    from pipeline.parallel import Parallel
+    from pipeline.parallel import Parallel, crop_and_score
     from pipeline.proposals import normalize
 
     rng = np.random.default_rng(3)

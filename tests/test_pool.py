@@ -112,6 +112,8 @@ def test_fast_equals_naive_forward_and_backward(case):
     out_plain, cache_plain = maxpool_forward(x, size, stride, ceil_mode, record_argmax=False)
     assert_close(out_plain, out_fast, EXACT, "out without argmax")
     assert cache_plain[1] is None
+    with pytest.raises(ValueError, match="record_argmax=False"):
+        maxpool_backward(dout, cache_plain)
 
 
 @given(pool_geometry(), st.integers(0, 2**32 - 1))

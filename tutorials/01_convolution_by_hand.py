@@ -409,7 +409,7 @@ _tutorial.save(fig, OUT / "timing.png")
 
 # %%
 from nets.batch_last import BatchLast, conv_batch_last  # noqa: E402
-from pipeline.mtcnn import inference_mode  # noqa: E402
+from layers.modules import inference_mode  # noqa: E402
 
 crops = rng.uniform(-1, 1, (16 if QUICK else 256, 3, 24, 24)).astype(np.float32)
 w_r = rng.standard_normal((28, 3, 3, 3)).astype(np.float32)
