@@ -6,8 +6,10 @@
 
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
-(``--threads``): as in the training loop, the layers' own batch threads (``layers.batch_chunks``)
-share out the work and BLAS runs on one thread (``slices_not_blas``). The learning rate is
+(``--threads``), BLAS on one thread (``slices_not_blas``). ``ours`` runs it as the training loop
+does: two replicas of the net (``layers.replicas``), each through its half of the batch on its
+own thread, the losses on the whole batch. ``1 net`` runs the net itself, whose layers share out
+their own work over the threads (``layers.batch_chunks``). The learning rate is
 tiny (1e-7) so that the repeated steps on one batch leave the weights, and so the work, as they
 are: a larger one lets the random-target losses diverge to
 inf/NaN within a few dozen steps. The update's arithmetic is the same for any lr.
@@ -57,6 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layers import (SGD, Conv2D, Linear, MaxPool2D, ReLU, Sequential, euclidean_loss,  # noqa: E402
                     softmax_cross_entropy)
 from layers.batch_chunks import slices_not_blas  # noqa: E402
+from layers.modules import without_input_gradient  # noqa: E402
+from layers.replicas import Replicas  # noqa: E402
 from layers.shapes import conv_output_size  # noqa: E402
 from nets import ONet, PNet, RNet  # noqa: E402
 
@@ -110,14 +114,18 @@ def make_batch(N, size, heads, rng):
     return x, labels, targets
 
 
-def our_step_fn(net, heads, x, labels, targets, optimizer):
-    """One training step of our net: forward, losses, backward, SGD update."""
+def our_step_fn(net, heads, x, labels, targets, optimizer, replicas=None):
+    """One training step of our net: forward, losses, backward, SGD update; through
+    ``replicas`` (`layers.replicas.Replicas` of the net, as the training loop does) if given."""
+    from contextlib import nullcontext
+
     from layers.modules import without_input_gradient
 
     multi_head = not isinstance(net, Sequential)
+    model = replicas if replicas is not None else net
 
     def step():
-        outs = net.forward(x)
+        outs = model.forward(x)
         if not multi_head:
             outs = {"face": outs}
         douts = {}
@@ -128,9 +136,10 @@ def our_step_fn(net, heads, x, labels, targets, optimizer):
             else:
                 _, d = euclidean_loss(out, targets[h])
             douts[h] = d.reshape(outs[h].shape)
-        # as the training loop does: no gradient for the input image (torch computes none either)
-        with without_input_gradient(net):
-            net.backward(douts if multi_head else douts["face"])
+        # as the training loop does: no gradient for the input image (torch computes none
+        # either); replicas copied that setting when they were made
+        with without_input_gradient(net) if replicas is None else nullcontext():
+            model.backward(douts if multi_head else douts["face"])
         optimizer.step()
 
     return step
@@ -362,7 +371,7 @@ def main() -> None:
     print(f"facecascade training-step benchmark (float32, median of {args.repeats})")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {thread_note}"
           + (f", torch ({args.threads} threads, in a separate process)" if torch else ", torch not importable"))
-    header = (f"{'net':<15} {'batch':>5} {'ours ms':>8} {'ours/s':>8} {'spread':>6} {'GMAC/s':>7} "
+    header = (f"{'net':<15} {'batch':>5} {'ours ms':>8} {'ours/s':>8} {'spread':>6} {'1 net ms':>8} {'GMAC/s':>7} "
               f"{'mm GMAC/s':>9}" + (f" {'torch ms':>8} {'torch/s':>8} {'spread':>6} {'ours/torch':>10}" if torch else ""))
     print(header)
     print("-" * len(header))
@@ -379,10 +388,14 @@ def main() -> None:
             a = rng.standard_normal((F, CKK), dtype=DTYPE)
             b = rng.standard_normal((CKK, N * OHOW), dtype=DTYPE)
             # each timed in a block of its own: alternated, the matmul's spinning BLAS threads slowed our step
-            with slices_not_blas():  # as the training loop runs it
-                (t_ours,), (spread_ours,) = median_times([step], args.repeats)
+            with slices_not_blas():  # as the training loop runs it: two replicas on the layer threads
+                with without_input_gradient(net), Replicas(net) as replicas:
+                    replicated = our_step_fn(net, heads, x, labels, targets, optimizer, replicas)
+                    (t_ours,), (spread_ours,) = median_times([replicated], args.repeats)
+            with slices_not_blas():  # the net alone, its layers sharing out their own work
+                (t_net,), _ = median_times([step], args.repeats)
             (t_mm,), _ = median_times([lambda: np.matmul(a, b)], args.repeats)
-            line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spread_ours:6.0%} "
+            line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spread_ours:6.0%} {t_net * 1e3:8.2f} "
                     f"{3 * macs * N / t_ours / 1e9:7.1f} {F * CKK * OHOW * N / t_mm / 1e9:9.1f}")
             if torch:
                 theirs = time_torch(name, N, args.threads, args.repeats)
@@ -391,10 +404,11 @@ def main() -> None:
             print(line, flush=True)
             if args.profile and N == max(args.batches):
                 with slices_not_blas():
-                    profiles[name] = (t_ours, profile_step(net, step, max(5, args.repeats // 2)))
+                    profiles[name] = (t_net, profile_step(net, step, max(5, args.repeats // 2)))
 
     for name, (t_step, layers) in profiles.items():
-        print(f"\n{name}: step {t_step * 1e3:.2f} ms; per layer median ms (forward, backward, share of step)")
+        print(f"\n{name}: step {t_step * 1e3:.2f} ms (one net, no replicas); per layer median ms (forward, backward, "
+              "share of step)")
         for layer, (f, b) in layers.items():
             print(f"  {layer:<14} {f * 1e3:7.2f} {b * 1e3:7.2f}  {(f + b) / t_step:5.0%}")
         rest = t_step - sum(f + b for f, b in layers.values())

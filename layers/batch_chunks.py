@@ -78,6 +78,13 @@ def set_threads(n: int | None) -> None:
             _pool = None
 
 
+def forget_threads() -> None:
+    """In a forked child process: drop the parent's thread pool, whose threads a fork does not
+    copy (the next parallel slice makes a new one)."""
+    global _pool
+    _pool = None
+
+
 def batch_slices(N: int, bytes_per_sample: int, parts: int = 1, chunk_bytes: int | None = None) -> list[slice]:
     """Consecutive slices covering range(N), each touching about ``chunk_bytes`` (default
     CHUNK_BYTES), and at least ``parts`` of them when N allows (so that every thread gets work)."""

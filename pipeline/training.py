@@ -18,6 +18,10 @@ have a class to predict, when not all of them do; the accuracy is correct / clas
 further batch sums (e.g. one per loss term), which are averaged per sample like the loss and
 recorded in the history under their own names.
 
+On two cores each batch runs as two halves through two copies of the net in two processes
+(`layers.replicas`, a speed device with the same forward/backward as the net); the loss still
+sees the whole batch.
+
 Reproducible and resumable: all randomness of epoch e (shuffling, mirroring, dropout masks)
 comes from generators seeded with (seed, e), so the checkpoint written after each epoch
 (weights, optimizer state, epoch, history) is all it takes to continue exactly: two epochs in
@@ -37,6 +41,7 @@ import numpy as np
 from layers import SGD, Adam, softmax, softmax_cross_entropy
 from layers.batch_chunks import slices_not_blas
 from layers.modules import Dropout, without_input_gradient
+from layers.replicas import Replicas
 from nets.weights import read_npz, save_arrays
 
 from .proposals import normalize
@@ -327,11 +332,16 @@ class Trainer:
         flips = rng.random(len(order)) < 0.5 if self.task.mirrors else np.zeros(len(order), bool)
         self.net.train()
         with without_input_gradient(self.net):  # only the parameters' gradients are needed
-            return self._train_batches(order, flips, epoch, bar_desc=f"{self.name} epoch {epoch}/{cfg.epochs}")
+            # a speed device: two halves of each batch through two copies of the net on two
+            # cores; the losses still see the whole batch (see layers/replicas.py)
+            with Replicas(self.net, params=self.params) as model:
+                return self._train_batches(model, order, flips, epoch,
+                                           bar_desc=f"{self.name} epoch {epoch}/{cfg.epochs}")
 
-    def _train_batches(self, order, flips, epoch: int, bar_desc: str) -> dict:
+    def _train_batches(self, model, order, flips, epoch: int, bar_desc: str) -> dict:
         """The steps of one epoch: batches of ``order`` (sample indices), mirrored where
-        ``flips``; returns the epoch's averages (see `train_epoch`)."""
+        ``flips``, through ``model`` (the net, or `Replicas` of it: the same forward and
+        backward); returns the epoch's averages (see `train_epoch`)."""
         cfg = self.config
         total = {"loss": 0.0, "correct": 0, "seen": 0, "classified": 0}
         extra = {}  # further per-batch sums a task reports (e.g. each term of a multi-task loss)
@@ -341,9 +351,9 @@ class Trainer:
             batch = self.train_set.take(index)
             flip = flips[start : start + cfg.batch_size]
             labels = self.task.mirror_labels(batch.labels, flip) if flip.any() else batch.labels
-            outputs = self.net.forward(to_input(batch.images, flip))
+            outputs = model.forward(to_input(batch.images, flip))
             loss, douts, stats = self.task.loss(outputs, labels)
-            self.net.backward(douts)
+            model.backward(douts)
             self.optimizer.step()
             if not np.isfinite(loss):
                 raise FloatingPointError(f"{self.name}: the loss became {loss} at epoch {epoch}; "

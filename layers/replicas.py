@@ -1,0 +1,286 @@
+"""Speed machinery, not part of any algorithm: a training step on two cores as two half-batches.
+
+`layers.batch_chunks` shares each *layer's* work over threads: one hand-off and one wait per
+layer and pass. Data parallelism, as on several GPUs, needs one hand-off per pass instead: each
+core runs a *replica* of the net over its own part of the batch, through all the layers.
+
+* A replica has the net's parameter *values* (read from shared memory before every forward
+  pass, so each optimizer step on the net reaches it) and its own gradients and caches.
+* ``forward(x)`` splits the batch x (N, ...) into `PARTS` consecutive parts, runs them at once
+  and returns the outputs of the whole batch, in order, as ``net.forward(x)`` would.
+* The caller computes the loss on the *whole* batch, exactly as without replicas (online hard
+  example mining picks the hardest samples of the whole batch, not of each part).
+* ``backward(dout)`` gives each replica its part of dout and stores in the net's parameters
+  the sum of the replicas' gradients: the gradient of a sum over the batch is the sum of the
+  parts' gradients.
+
+Why processes and not threads: the replicas first ran on two threads of this process. R-Net's
+step went from 98 to 85 ms, P-Net's not at all (9.9 ms): a P-Net layer on half a batch is a few
+dozen microseconds of NumPy calls, and the two threads spent their time handing Python's global
+interpreter lock to each other. Two processes each have their own. Measured with
+`benchmarks/bench_train.py` (batch 256, two cores), a step took P-Net 7.6-8.0, R-Net 70-78 and
+O-Net 414-442 ms, against 9.6-10.0, 98-102 and 502-508 ms for the net alone.
+
+The workers are forks of this process (Linux), so the net is not pickled and the user's script
+is never run again; elsewhere the parts run here, one after the other. Per step they receive
+their part of the batch and of the output gradients through a pipe, and the parameter values
+and their gradients through shared memory.
+
+The parts are always `PARTS` (two), whatever the number of cores, and each is computed the same
+way, in a worker or here: a run's numbers are the same on any machine. They equal the plain
+net's up to float32 rounding (the batch sums are split in two and added), except for dropout,
+where each replica draws its own masks from generators spawned from the net's.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import signal
+import sys
+import traceback
+import warnings
+from contextlib import nullcontext
+
+import numpy as np
+
+from . import batch_chunks
+from .modules import _NO_FORWARD_YET, Dropout, Module, Parameter
+
+PARTS = 2  # replicas per step, on any machine, so that a run's numbers do not depend on the cores
+
+
+def _dropouts(module: Module) -> list[Dropout]:
+    """The Dropout layers of a module tree, in a fixed order."""
+    return [m for m in (module, *module._descendants()) if isinstance(m, Dropout)]
+
+
+def replicate(module: Module, dropout_rngs=None) -> Module:
+    """A copy of ``module`` whose parameters share their values (the same arrays) with the
+    original's, with fresh gradients and no cache. dropout_rngs: one generator per Dropout
+    layer (in the order of the module tree), for the copy's own masks (default: the original's
+    generators, shared). Attributes that pointed to a child point to the copy's."""
+    clone = _copy_tree(module)
+    if dropout_rngs is not None:
+        for layer, rng in zip(_dropouts(clone), dropout_rngs, strict=True):
+            layer.rng = rng
+    return clone
+
+
+def _copy_tree(module: Module) -> Module:
+    clone = copy.copy(module)  # every setting (stride, mode, input_grad, ...) as it is now
+    clone.params = {}
+    for name, param in module.params.items():
+        shared = Parameter.__new__(Parameter)
+        shared.value, shared.grad, shared.decay = param.value, np.zeros_like(param.value), param.decay
+        clone.params[name] = shared
+    clone.children = {name: _copy_tree(child) for name, child in module.children.items()}
+    clone._cache = _NO_FORWARD_YET
+    return clone
+
+
+def _split(n: int, parts: int) -> list[slice]:
+    """Consecutive slices of range(n), as equal as possible, none empty."""
+    parts = max(1, min(parts, n))
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def _take(tree, part: slice):
+    """The ``part`` rows of an output or gradient: an array (N, ...), a dict of them, or None."""
+    if isinstance(tree, dict):
+        return {name: _take(value, part) for name, value in tree.items()}
+    return None if tree is None else tree[part]
+
+
+def _join(trees: list):
+    """The parts' outputs (arrays (n_i, ...) or dicts of them) concatenated along the batch."""
+    if isinstance(trees[0], dict):
+        return {name: np.concatenate([tree[name] for tree in trees]) for name in trees[0]}
+    return np.concatenate(trees)
+
+
+def _flat_views(buffer: np.ndarray, arrays) -> list[np.ndarray]:
+    """Consecutive pieces of a flat buffer, shaped like ``arrays``."""
+    views, start = [], 0
+    for a in arrays:
+        views.append(buffer[start : start + a.size].reshape(a.shape))
+        start += a.size
+    return views
+
+
+class _Replica:
+    """One part's replica: the net, its parameters reading the shared values, its summed
+    parameters' gradients written to its own shared buffer. Runs in a worker or in-process."""
+
+    def __init__(self, net: Module, summed: list[int], values, grads):
+        self.net = net
+        params = net.parameters()
+        for p, view in zip(params, _flat_views(values, [p.value for p in params])):
+            p.value = view
+        self.summed = [params[i] for i in summed]
+        self.grads = _flat_views(grads, [p.value for p in self.summed])
+
+    def forward(self, x):
+        return self.net.forward(x)
+
+    def backward(self, dout) -> None:
+        self.net.backward(dout)
+        for p, out in zip(self.summed, self.grads):
+            out[...] = p.grad
+
+
+def _worker(conn, net, summed, values, grads, dtype) -> None:
+    """A worker process: serve forward and backward requests for one replica until "stop"."""
+    from threadpoolctl import threadpool_limits
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it stops us
+    threadpool_limits(1)  # one core each: the two workers are the parallelism
+    batch_chunks.forget_threads()  # the parent's pool threads do not exist in this fork
+    batch_chunks.set_threads(1)
+    replica = _Replica(net, summed, np.frombuffer(values, dtype), np.frombuffer(grads, dtype))
+    while True:
+        try:
+            request, data = conn.recv()
+        except EOFError:  # the trainer has gone
+            return
+        if request == "stop":
+            return
+        try:
+            conn.send(("ok", replica.forward(data) if request == "forward" else replica.backward(data)))
+        except Exception as error:  # sent back, raised again in the trainer with this traceback
+            conn.send(("error", (repr(error), traceback.format_exc())))
+
+
+def _fork_context():
+    """multiprocessing's "fork" start method on Linux, else None (the replicas then run here).
+
+    A forked worker starts as a copy of this process: it needs nothing pickled and never
+    re-runs the user's script, which the other start methods ("spawn", "forkserver") do, and
+    which breaks every script or notebook that trains at its top level. On macOS a fork is
+    unsafe with the system's BLAS, so there the parts run one after the other instead."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def _start(process) -> None:
+    """Start a forked worker. Python 3.12+ warns about forking a process that has threads; ours
+    (the layers' thread pool, BLAS's, a progress bar's) are idle and the child never uses them:
+    it runs NumPy and BLAS on one thread (`_worker`), and OpenBLAS resets its own pool on a fork."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning)
+        process.start()
+
+
+class Replicas:
+    """`PARTS` replicas of ``net`` that run the parts of each batch at once, in worker
+    processes on Linux when `layers.batch_chunks.get_threads` allows two threads (the training
+    loop's `slices_not_blas` does on two cores), otherwise here, one after the other (same numbers).
+
+        with Replicas(net, params=trainable) as model:
+            outputs = model.forward(x)               # as net.forward(x)
+            loss, douts = loss_fn(outputs, labels)   # on the whole batch
+            model.backward(douts)                    # the net's param.grad, as net.backward(douts)
+            optimizer.step()                         # on the net's parameters
+
+    ``params``: the parameters whose gradient to store (default: all; a trainer passes the
+    trainable ones: a frozen branch's gradients are not summed). Make the replicas after
+    setting the net's modes (train/eval, `without_input_gradient`): they copy them. Use as a
+    context manager, or call ``close``, to stop the workers.
+    """
+
+    def __init__(self, net: Module, count: int = PARTS, params=None):
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.net = net
+        self.params = net.parameters()
+        wanted = {id(p) for p in (params if params is not None else self.params)}
+        summed = [i for i, p in enumerate(self.params) if id(p) in wanted]
+        self.targets = [self.params[i] for i in summed]
+        dtype = self.params[0].value.dtype if self.params else np.dtype(np.float32)
+        dropout_rngs = [layer.rng.spawn(count) for layer in _dropouts(net)]
+        per_replica = [[rngs[i] for rngs in dropout_rngs] for i in range(count)]
+        sizes = (sum(p.value.size for p in self.params), sum(p.value.size for p in self.targets))
+        self._parts: list[slice] = []
+        self._workers, self._local = [], []
+        context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
+        if context is not None:
+            raw = lambda size: context.RawArray(np.ctypeslib.as_ctypes_type(dtype), max(1, size))  # noqa: E731
+            self._values_raw, self._grads_raw = raw(sizes[0]), [raw(sizes[1]) for _ in range(count)]
+            for i in range(count):
+                mine, theirs = context.Pipe()
+                process = context.Process(
+                    target=_worker, daemon=True, name=f"replica-{i}",
+                    args=(theirs, replicate(net, per_replica[i]), summed, self._values_raw, self._grads_raw[i], dtype))
+                _start(process)
+                theirs.close()
+                self._workers.append((process, mine))
+        else:
+            self._values_raw = np.zeros(sizes[0], dtype)
+            self._grads_raw = [np.zeros(sizes[1], dtype) for _ in range(count)]
+            for i in range(count):
+                self._local.append(_Replica(replicate(net, per_replica[i]), summed, self._values_raw,
+                                            self._grads_raw[i]))
+        self._values = np.frombuffer(self._values_raw, dtype) if self._workers else self._values_raw
+        self._grads = [np.frombuffer(g, dtype) if self._workers else g for g in self._grads_raw]
+        self._value_views = _flat_views(self._values, [p.value for p in self.params])
+
+    def _ask(self, request: str, parts: list) -> list:
+        """Send each replica its part of a request; returns the replies, in order."""
+        if not self._workers:  # one core: BLAS on one thread, as in a worker, for the same numbers
+            blas = batch_chunks._blas()
+            with blas.limit(limits=1) if blas else nullcontext():
+                return [getattr(replica, request)(part) for replica, part in zip(self._local, parts)]
+        for (_, conn), part in zip(self._workers, parts):
+            conn.send((request, part))
+        replies = []
+        for i, (process, conn) in enumerate(self._workers[: len(parts)]):
+            try:
+                status, answer = conn.recv()
+            except EOFError:
+                raise RuntimeError(f"replica {i} (process {process.pid}) died during {request}") from None
+            if status == "error":
+                raise RuntimeError(f"replica {i} failed in {request}: {answer[0]}\n{answer[1]}")
+            replies.append(answer)
+        return replies
+
+    def forward(self, x: np.ndarray):
+        """x: (N, ...) a batch. Returns what ``net.forward(x)`` returns, for the whole batch."""
+        for view, p in zip(self._value_views, self.params):
+            view[...] = p.value  # the values after the last optimizer step
+        self._parts = _split(len(x), len(self._grads))
+        return _join(self._ask("forward", [x[part] for part in self._parts]))
+
+    def backward(self, dout) -> None:
+        """dout: the gradient of the loss w.r.t. the last forward's outputs (as for
+        ``net.backward``). Stores in each summed parameter of the net the sum of the replicas'
+        gradients. Returns None: the input's gradient is not gathered (training needs none)."""
+        if not self._parts:
+            raise RuntimeError("Replicas.backward called before forward")
+        self._ask("backward", [_take(dout, part) for part in self._parts])
+        total = self._grads[0].copy()
+        for grads in self._grads[1 : len(self._parts)]:
+            total += grads
+        for p, grad in zip(self.targets, _flat_views(total, [p.value for p in self.targets])):
+            p.grad = grad
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        for process, conn in self._workers:
+            try:
+                conn.send(("stop", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for process, conn in self._workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+            conn.close()
+        self._workers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
