@@ -130,15 +130,17 @@ class _Replica:
             out[...] = p.grad
 
 
-def _worker(conn, net, summed, values, grads, dtype) -> None:
-    """A worker process: serve forward and backward requests for one replica until "stop"."""
+def _worker(conn, replica_net, summed, values, grads, batch, dtype) -> None:
+    """A worker process: serve forward and backward requests for one replica until "stop".
+    values, grads, batch: shared buffers (parameter values, this replica's gradients, the batch)."""
     from threadpoolctl import threadpool_limits
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it stops us
     threadpool_limits(1)  # one core each: the two workers are the parallelism
     batch_chunks.forget_threads()  # the parent's pool threads do not exist in this fork
     batch_chunks.set_threads(1)
-    replica = _Replica(net, summed, np.frombuffer(values, dtype), np.frombuffer(grads, dtype))
+    replica = _Replica(replica_net, summed, np.frombuffer(values, dtype), np.frombuffer(grads, dtype))
+    batch = np.frombuffer(batch, np.ctypeslib.as_array(batch).dtype)
     while True:
         try:
             request, data = conn.recv()
@@ -147,7 +149,12 @@ def _worker(conn, net, summed, values, grads, dtype) -> None:
         if request == "stop":
             return
         try:
-            conn.send(("ok", replica.forward(data) if request == "forward" else replica.backward(data)))
+            if request == "forward shared":  # data: (the batch's shape, this replica's part)
+                shape, part = data
+                answer = replica.forward(batch[: int(np.prod(shape))].reshape(shape)[part])
+            else:
+                answer = getattr(replica, request)(data)
+            conn.send(("ok", answer))
         except Exception as error:  # sent back, raised again in the trainer with this traceback
             conn.send(("error", (repr(error), traceback.format_exc())))
 
@@ -203,28 +210,38 @@ class Replicas:
         per_replica = [[rngs[i] for rngs in dropout_rngs] for i in range(count)]
         sizes = (sum(p.value.size for p in self.params), sum(p.value.size for p in self.targets))
         self._parts: list[slice] = []
-        self._workers, self._local = [], []
-        context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
-        if context is not None:
-            raw = lambda size: context.RawArray(np.ctypeslib.as_ctypes_type(dtype), max(1, size))  # noqa: E731
+        self._workers, self._local, self._batch = [], [], None
+        self._context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
+        if self._context is not None:  # the workers start with the first batch (see `_start_workers`)
+            raw = lambda size: self._context.RawArray(np.ctypeslib.as_ctypes_type(dtype), max(1, size))  # noqa: E731
             self._values_raw, self._grads_raw = raw(sizes[0]), [raw(sizes[1]) for _ in range(count)]
-            for i in range(count):
-                mine, theirs = context.Pipe()
-                process = context.Process(
-                    target=_worker, daemon=True, name=f"replica-{i}",
-                    args=(theirs, replicate(net, per_replica[i]), summed, self._values_raw, self._grads_raw[i], dtype))
-                _start(process)
-                theirs.close()
-                self._workers.append((process, mine))
+            self._values = np.frombuffer(self._values_raw, dtype)
+            self._grads = [np.frombuffer(g, dtype) for g in self._grads_raw]
+            self._summed, self._dtype = summed, dtype
+            self._unstarted = [replicate(net, rngs) for rngs in per_replica]  # the modes as they are now
         else:
-            self._values_raw = np.zeros(sizes[0], dtype)
-            self._grads_raw = [np.zeros(sizes[1], dtype) for _ in range(count)]
-            for i in range(count):
-                self._local.append(_Replica(replicate(net, per_replica[i]), summed, self._values_raw,
-                                            self._grads_raw[i]))
-        self._values = np.frombuffer(self._values_raw, dtype) if self._workers else self._values_raw
-        self._grads = [np.frombuffer(g, dtype) if self._workers else g for g in self._grads_raw]
+            self._values = np.zeros(sizes[0], dtype)
+            self._grads = [np.zeros(sizes[1], dtype) for _ in range(count)]
+            self._local = [_Replica(replicate(net, rngs), summed, self._values, grads)
+                           for rngs, grads in zip(per_replica, self._grads)]
         self._value_views = _flat_views(self._values, [p.value for p in self.params])
+
+    def _start_workers(self, x: np.ndarray) -> None:
+        """Fork the workers, with a shared buffer the size of the batch x: the main process
+        copies each batch there once, and each worker reads its part in place (through a pipe
+        it would be pickled and copied twice more)."""
+        self._batch_raw = self._context.RawArray(np.ctypeslib.as_ctypes_type(x.dtype), max(1, x.size))
+        self._batch = np.frombuffer(self._batch_raw, x.dtype)
+        for i, replica_net in enumerate(self._unstarted):
+            mine, theirs = self._context.Pipe()
+            process = self._context.Process(
+                target=_worker, daemon=True, name=f"replica-{i}",
+                args=(theirs, replica_net, self._summed, self._values_raw, self._grads_raw[i], self._batch_raw,
+                      self._dtype))
+            _start(process)
+            theirs.close()
+            self._workers.append((process, mine))
+        self._unstarted = []
 
     def _ask(self, request: str, parts: list) -> list:
         """Send each replica its part of a request; returns the replies, in order."""
@@ -250,6 +267,11 @@ class Replicas:
         for view, p in zip(self._value_views, self.params):
             view[...] = p.value  # the values after the last optimizer step
         self._parts = _split(len(x), len(self._grads))
+        if self._context is not None and not self._workers:
+            self._start_workers(x)
+        if self._batch is not None and x.dtype == self._batch.dtype and x.size <= self._batch.size:
+            self._batch[: x.size].reshape(x.shape)[...] = x
+            return _join(self._ask("forward shared", [(x.shape, part) for part in self._parts]))
         return _join(self._ask("forward", [x[part] for part in self._parts]))
 
     def backward(self, dout) -> None:

@@ -123,3 +123,13 @@ def test_a_failing_replica_names_the_error():
     with batch_chunks.slicing(threads=2), Replicas(net) as replicas:
         with pytest.raises(RuntimeError, match="replica 0 failed in forward.*x must have shape"):
             replicas.forward(np.zeros((4, 3, 24), np.float32))
+
+
+def test_a_batch_larger_than_the_first_still_runs():
+    # the workers' shared batch buffer has the first batch's size; a larger one goes by pipe
+    net = RNet(rng=np.random.default_rng(0)).astype(np.float64).eval()
+    rng = np.random.default_rng(1)
+    with batch_chunks.slicing(threads=2), Replicas(net) as replicas:
+        for n in (2, 6, 3):
+            x = rng.standard_normal((n, 3, 24, 24))
+            _same_outputs(replicas.forward(x), net.forward(x), FAST_VS_NAIVE_F64, f"batch of {n}")
