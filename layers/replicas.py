@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import os
 import signal
 import sys
 import traceback
@@ -130,10 +131,14 @@ class _Replica:
             out[...] = p.grad
 
 
-def _worker(conn, replica_net, summed, values, grads, batch, dtype) -> None:
+def _worker(conn, replica_net, summed, values, grads, batch, dtype, cpu) -> None:
     """A worker process: serve forward and backward requests for one replica until "stop".
-    values, grads, batch: shared buffers (parameter values, this replica's gradients, the batch)."""
+    values, grads, batch: shared buffers (parameter values, this replica's gradients, the batch);
+    cpu: the core to stay on (None: any)."""
     from threadpoolctl import threadpool_limits
+
+    if cpu is not None:  # one core each, so that the two never queue for the same one
+        os.sched_setaffinity(0, {cpu})
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it stops us
     threadpool_limits(1)  # one core each: the two workers are the parallelism
@@ -232,12 +237,13 @@ class Replicas:
         it would be pickled and copied twice more)."""
         self._batch_raw = self._context.RawArray(np.ctypeslib.as_ctypes_type(x.dtype), max(1, x.size))
         self._batch = np.frombuffer(self._batch_raw, x.dtype)
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         for i, replica_net in enumerate(self._unstarted):
             mine, theirs = self._context.Pipe()
             process = self._context.Process(
                 target=_worker, daemon=True, name=f"replica-{i}",
                 args=(theirs, replica_net, self._summed, self._values_raw, self._grads_raw[i], self._batch_raw,
-                      self._dtype))
+                      self._dtype, cpus[i % len(cpus)] if len(cpus) > 1 else None))
             _start(process)
             theirs.close()
             self._workers.append((process, mine))
