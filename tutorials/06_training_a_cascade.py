@@ -34,6 +34,7 @@ from matplotlib.patches import Rectangle
 
 import _tutorial  # puts the repository on sys.path; figure folder; quick mode
 from layers import SGD, softmax, softmax_cross_entropy
+from layers.replicas import Replicas
 from nets import Net12
 from nets.cascade_weights import shipped_cascade
 from pipeline.boxes import iou
@@ -109,6 +110,27 @@ history = trainer.run()
 shown = {k: v for k, v in history.items() if "threshold" not in k and "passed" not in k}
 _tutorial.save(plot_training_curves(shown, title="12-net on real face crops"), OUT / "curves.png")
 assert history["train loss"][-1] < history["train loss"][0]
+
+# %% [markdown]
+# On two cores the loop runs each batch as two halves, through two copies ("replicas") of the
+# net in two processes, as training on several GPUs does (`layers/replicas.py`). The loss
+# still sees the whole batch; the replicas' parameter gradients are added. That is exact
+# arithmetic, not an approximation: the loss is a mean over the batch, so its gradient is a sum
+# over the samples, and a sum over the batch is the sum over its two halves. Only the float32
+# rounding of the two partial sums differs:
+
+# %%
+x, y = to_input(batch.images), batch.labels["label"]
+logits = net.forward(x)
+net.backward(softmax_cross_entropy(logits, y)[1])
+whole = {name: p.grad.copy() for name, p in net.named_parameters()}
+with Replicas(net) as halves:                             # two copies, 32 samples each
+    logits = halves.forward(x)                            # (64, 2), as net.forward(x)
+    halves.backward(softmax_cross_entropy(logits, y)[1])  # fills net's param.grad with the sum
+for name, p in net.named_parameters():
+    print(f"{name:8s} largest difference {np.abs(p.grad - whole[name]).max():.1e} "
+          f"(gradient up to {np.abs(whole[name]).max():.1e})")
+    assert np.allclose(p.grad, whole[name], rtol=1e-4, atol=1e-6 * np.abs(whole[name]).max())
 
 # %% [markdown]
 # ## 6.3 A threshold that keeps 99% of the faces
