@@ -167,10 +167,13 @@ def _worker(conn, replica_net, summed, values, grads, batch, dtype, cpu) -> None
 def _fork_context():
     """multiprocessing's "fork" start method on Linux, else None (the replicas then run here).
 
-    A forked worker starts as a copy of this process: it needs nothing pickled and never
-    re-runs the user's script, which the other start methods ("spawn", "forkserver") do, and
-    which breaks every script or notebook that trains at its top level. On macOS a fork is
-    unsafe with the system's BLAS, so there the parts run one after the other instead."""
+    A forked worker starts as a copy of this process: the net is not pickled, and the user's
+    script is not run again, which the other start methods ("spawn", "forkserver") do, and
+    which breaks any script that trains at its top level without an ``if __name__ ==
+    "__main__":`` guard (the tutorials do). On macOS a fork is unsafe with the system's BLAS,
+    so there the parts run one after the other instead."""
+    if multiprocessing.current_process().daemon:
+        return None  # a daemonic process may not start processes of its own
     if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return None
