@@ -42,6 +42,7 @@ _threads: int | None = None  # None: as many as BLAS may use, at most the CPUs w
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _blas_controller = None  # threadpoolctl's handle on the BLAS library NumPy uses (False: none)
+_serial_blocks = 0  # > 0 inside `serial()`
 
 
 def _blas():
@@ -105,7 +106,7 @@ def map_batch(fn, N: int, bytes_per_sample: int, chunk_bytes: int | None = None,
     """
     global _pool
     threads = get_threads()
-    parallel = (threads > 1 and N > 1 and N * bytes_per_sample >= MIN_PARALLEL_BYTES
+    parallel = (threads > 1 and N > 1 and N * bytes_per_sample >= MIN_PARALLEL_BYTES and not _serial_blocks
                 and threading.current_thread() is threading.main_thread())
     if parallel and blas and not _blas():
         parallel = False  # no way to keep BLAS to one thread per slice: let BLAS thread instead
@@ -125,6 +126,19 @@ def map_batch(fn, N: int, bytes_per_sample: int, chunk_bytes: int | None = None,
         for future in others:
             results += future.result()
     return results
+
+
+@contextmanager
+def serial():
+    """Inside the block, every kernel runs its slices on the calling thread, one after the
+    other, as on one core (`layers.replicas` computes one part of a batch so, while a worker
+    process computes the other on the second core)."""
+    global _serial_blocks
+    _serial_blocks += 1
+    try:
+        yield
+    finally:
+        _serial_blocks -= 1
 
 
 @contextmanager

@@ -18,13 +18,14 @@ Why processes and not threads: the replicas first ran on two threads of this pro
 step went from 98 to 85 ms, P-Net's not at all (9.9 ms): a P-Net layer on half a batch is a few
 dozen microseconds of NumPy calls, and the two threads spent their time handing Python's global
 interpreter lock to each other. Two processes each have their own. Measured with
-`benchmarks/bench_train.py` (batch 256, two cores), a step took P-Net 7.6-8.0, R-Net 70-78 and
-O-Net 414-442 ms, against 9.6-10.0, 98-102 and 502-508 ms for the net alone.
+`benchmarks/bench_train.py` (batch 256, two cores), a step takes P-Net 6.2-6.6, R-Net 69-73 and
+O-Net 407-429 ms, against 9.0-10.0, 95-119 and 501-569 ms for the net alone.
 
-The workers are forks of this process (Linux), so the net is not pickled and the user's script
-is never run again; elsewhere the parts run here, one after the other. Per step they receive
-their part of the batch and of the output gradients through a pipe, and the parameter values
-and their gradients through shared memory.
+The first replica runs in this process, the others in worker processes: forks of this one (on
+Linux), so the net is not pickled and the user's script is not run again; each stays on a core
+of its own. Elsewhere all parts run here, one after the other. Per step a worker reads its part
+of the batch, the parameter values and writes its gradients through shared memory, and gets
+its part of the output gradients through a pipe.
 
 The parts are always `PARTS` (two), whatever the number of cores, and each is computed the same
 way, in a worker or here: a run's numbers are the same on any machine. They equal the plain
@@ -41,7 +42,7 @@ import signal
 import sys
 import traceback
 import warnings
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 
 import numpy as np
 
@@ -189,9 +190,10 @@ def _start(process) -> None:
 
 
 class Replicas:
-    """`PARTS` replicas of ``net`` that run the parts of each batch at once, in worker
-    processes on Linux when `layers.batch_chunks.get_threads` allows two threads (the training
-    loop's `slices_not_blas` does on two cores), otherwise here, one after the other (same numbers).
+    """`PARTS` replicas of ``net`` that run the parts of each batch at once: the first here,
+    the others in worker processes on Linux when `layers.batch_chunks.get_threads` allows two
+    threads (the training loop's `slices_not_blas` does on two cores); otherwise all here, one
+    after the other (with the same numbers).
 
         with Replicas(net, params=trainable) as model:
             outputs = model.forward(x)               # as net.forward(x)
@@ -215,33 +217,33 @@ class Replicas:
         self.targets = [self.params[i] for i in summed]
         dtype = self.params[0].value.dtype if self.params else np.dtype(np.float32)
         dropout_rngs = [layer.rng.spawn(count) for layer in _dropouts(net)]
-        per_replica = [[rngs[i] for rngs in dropout_rngs] for i in range(count)]
+        copies = [replicate(net, [rngs[i] for rngs in dropout_rngs]) for i in range(count)]  # the modes as now
         sizes = (sum(p.value.size for p in self.params), sum(p.value.size for p in self.targets))
-        self._parts: list[slice] = []
-        self._workers, self._local, self._batch = [], [], None
         self._context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
-        if self._context is not None:  # the workers start with the first batch (see `_start_workers`)
+        if self._context is not None:  # shared memory, for the workers
             raw = lambda size: self._context.RawArray(np.ctypeslib.as_ctypes_type(dtype), max(1, size))  # noqa: E731
             self._values_raw, self._grads_raw = raw(sizes[0]), [raw(sizes[1]) for _ in range(count)]
             self._values = np.frombuffer(self._values_raw, dtype)
             self._grads = [np.frombuffer(g, dtype) for g in self._grads_raw]
-            self._summed, self._dtype = summed, dtype
-            self._unstarted = [replicate(net, rngs) for rngs in per_replica]  # the modes as they are now
         else:
             self._values = np.zeros(sizes[0], dtype)
             self._grads = [np.zeros(sizes[1], dtype) for _ in range(count)]
-            self._local = [_Replica(replicate(net, rngs), summed, self._values, grads)
-                           for rngs, grads in zip(per_replica, self._grads)]
         self._value_views = _flat_views(self._values, [p.value for p in self.params])
+        here = count if self._context is None else 1  # replicas computed in this process
+        self._local = [_Replica(c, summed, self._values, g) for c, g in zip(copies[:here], self._grads)]
+        self._unstarted = copies[here:]  # the workers start with the first batch (`_start_workers`)
+        self._summed, self._dtype = summed, dtype
+        self._workers, self._batch, self._parts = [], None, []
 
     def _start_workers(self, x: np.ndarray) -> None:
-        """Fork the workers, with a shared buffer the size of the batch x: the main process
-        copies each batch there once, and each worker reads its part in place (through a pipe
-        it would be pickled and copied twice more)."""
+        """Fork the workers, with a shared buffer the size of the batch x: this process copies
+        each batch there once, and each worker reads its part in place (through a pipe it would
+        be pickled and copied twice more)."""
         self._batch_raw = self._context.RawArray(np.ctypeslib.as_ctypes_type(x.dtype), max(1, x.size))
         self._batch = np.frombuffer(self._batch_raw, x.dtype)
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        for i, replica_net in enumerate(self._unstarted):
+        first = len(self._local)
+        for i, replica_net in enumerate(self._unstarted, start=first):
             mine, theirs = self._context.Pipe()
             process = self._context.Process(
                 target=_worker, daemon=True, name=f"replica-{i}",
@@ -252,36 +254,56 @@ class Replicas:
             self._workers.append((process, mine))
         self._unstarted = []
 
-    def _ask(self, request: str, parts: list) -> list:
-        """Send each replica its part of a request; returns the replies, in order."""
-        if not self._workers:  # one core: BLAS on one thread, as in a worker, for the same numbers
-            blas = batch_chunks._blas()
-            with blas.limit(limits=1) if blas else nullcontext():
-                return [getattr(replica, request)(part) for replica, part in zip(self._local, parts)]
-        for (_, conn), part in zip(self._workers, parts):
-            conn.send((request, part))
-        replies = []
-        for i, (process, conn) in enumerate(self._workers[: len(parts)]):
+    def _ask(self, request: str, here: list, worker_request: str, there: list) -> list:
+        """Run ``request`` on the local replicas with the parts ``here`` and, at the same time,
+        ``worker_request`` on the workers with the parts ``there``; the replies, in part order."""
+        for (_, conn), part in zip(self._workers, there):
+            conn.send((worker_request, part))
+        # as in a worker: BLAS on one thread and the layers' slices one after the other, so
+        # that a part gives the same numbers here and there, and the worker keeps its core
+        blas = batch_chunks._blas()
+        try:
+            with (blas.limit(limits=1) if blas else nullcontext()), batch_chunks.serial():
+                replies = [getattr(replica, request)(part) for replica, part in zip(self._local, here)]
+        except BaseException:
+            # the workers' replies must still be read, or the next request would read them;
+            # the error to report is this one (a worker's, if any, is most likely the same)
+            with suppress(RuntimeError):
+                self._replies(worker_request, len(there))
+            raise
+        return replies + self._replies(worker_request, len(there))
+
+    def _replies(self, request: str, count: int) -> list:
+        """The answers of the first ``count`` workers to ``request``; raises the first failure."""
+        answers, failure = [], None
+        for i, (process, conn) in enumerate(self._workers[:count], start=len(self._local)):
             try:
                 status, answer = conn.recv()
             except EOFError:
-                raise RuntimeError(f"replica {i} (process {process.pid}) died during {request}") from None
-            if status == "error":
-                raise RuntimeError(f"replica {i} failed in {request}: {answer[0]}\n{answer[1]}")
-            replies.append(answer)
-        return replies
+                status, answer = "died", None
+            if status == "ok":
+                answers.append(answer)
+            elif failure is None:
+                failure = (f"replica {i} (process {process.pid}) died during {request}" if status == "died"
+                           else f"replica {i} failed in {request}: {answer[0]}\n{answer[1]}")
+        if failure is not None:
+            raise RuntimeError(failure)
+        return answers
 
     def forward(self, x: np.ndarray):
         """x: (N, ...) a batch. Returns what ``net.forward(x)`` returns, for the whole batch."""
         for view, p in zip(self._value_views, self.params):
             view[...] = p.value  # the values after the last optimizer step
         self._parts = _split(len(x), len(self._grads))
-        if self._context is not None and not self._workers:
+        here, there = self._parts[: len(self._local)], self._parts[len(self._local) :]
+        if self._unstarted and there:
             self._start_workers(x)
-        if self._batch is not None and x.dtype == self._batch.dtype and x.size <= self._batch.size:
+        if there and x.dtype == self._batch.dtype and x.size <= self._batch.size:
             self._batch[: x.size].reshape(x.shape)[...] = x
-            return _join(self._ask("forward shared", [(x.shape, part) for part in self._parts]))
-        return _join(self._ask("forward", [x[part] for part in self._parts]))
+            replies = self._ask("forward", [x[p] for p in here], "forward shared", [(x.shape, p) for p in there])
+        else:
+            replies = self._ask("forward", [x[p] for p in here], "forward", [x[p] for p in there])
+        return _join(replies)
 
     def backward(self, dout) -> None:
         """dout: the gradient of the loss w.r.t. the last forward's outputs (as for
@@ -289,7 +311,8 @@ class Replicas:
         gradients. Returns None: the input's gradient is not gathered (training needs none)."""
         if not self._parts:
             raise RuntimeError("Replicas.backward called before forward")
-        self._ask("backward", [_take(dout, part) for part in self._parts])
+        parts = [_take(dout, part) for part in self._parts]
+        self._ask("backward", parts[: len(self._local)], "backward", parts[len(self._local) :])
         total = self._grads[0].copy()
         for grads in self._grads[1 : len(self._parts)]:
             total += grads

@@ -118,11 +118,21 @@ def test_bad_use_is_named():
         replicas.backward({"face": np.zeros((2, 2), np.float32)})
 
 
-def test_a_failing_replica_names_the_error():
-    net = RNet(rng=np.random.default_rng(0))
+def test_a_failing_replica_names_the_error_and_the_next_batch_still_runs():
+    net = RNet(rng=np.random.default_rng(0)).astype(np.float64).eval()
+    x = np.random.default_rng(1).standard_normal((4, 3, 24, 24))
     with batch_chunks.slicing(threads=2), Replicas(net) as replicas:
-        with pytest.raises(RuntimeError, match="replica 0 failed in forward.*x must have shape"):
-            replicas.forward(np.zeros((4, 3, 24), np.float32))
+        with pytest.raises(ValueError, match="x must have shape"):  # replica 0 runs here
+            replicas.forward(x[:, :, 0])
+        _same_outputs(replicas.forward(x), net.forward(x), FAST_VS_NAIVE_F64, "after a failure")
+
+    def broken(_):
+        raise ValueError("broken on purpose")
+
+    with batch_chunks.slicing(threads=2), Replicas(net) as replicas:
+        replicas._unstarted[0].forward = broken  # the worker (a fork) gets the broken copy
+        with pytest.raises(RuntimeError, match="replica 1 failed in forward.*broken on purpose"):
+            replicas.forward(x)
 
 
 def test_a_batch_larger_than_the_first_still_runs():
