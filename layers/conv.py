@@ -16,6 +16,10 @@ Two versions live side by side:
   "col2im", which adds each kernel offset's strided slice back into dx (KH*KW slice
   additions, never a loop over pixels). Both passes run a slice of the batch at a time, so
   that each slice's ``cols`` is still in the cache when the matrix multiply reads it.
+
+On maps barely larger than the kernel (P-Net's 5 x 5 and 3 x 3 maps in training), the copies
+of im2col cost more than the arithmetic, and ``conv_forward`` multiplies by the convolution's
+own matrix instead (``layers/conv_matrix.py``, a speed device; same numbers up to rounding).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import conv_matrix
 from .batch_chunks import map_batch
 from .checks import require_float, require_ndim, require_shape
 from .shapes import conv_output_size
@@ -113,6 +118,8 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
     x, w, b, OH, OW = _check_conv_args(x, w, b, stride, pad)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
+    if conv_matrix.use_matrix(x.shape, w.shape, stride, pad):  # a tiny map: see layers/conv_matrix.py
+        return conv_matrix.matrix_conv_forward(x, w, b, stride), (x, w, stride, pad)
     w_mat = w.reshape(F, -1)
     if N == 1:  # one image (the detector): (F, OH*OW) is already (1, F, OH, OW) in memory
         out = w_mat @ im2col(x, KH, KW, stride, pad)
@@ -140,6 +147,8 @@ def conv_backward(dout, cache, input_grad: bool = True):
     no use for the gradient of the image, and dx is a third of this layer's work.
     """
     x, w, stride, pad = cache
+    if conv_matrix.use_matrix(x.shape, w.shape, stride, pad):  # as the forward pass chose
+        return conv_matrix.matrix_conv_backward(dout, x, w, stride, input_grad)
     F, C, KH, KW = w.shape
     N, _, H, W = x.shape
     OH, OW = dout.shape[2:]

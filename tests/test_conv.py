@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layers import batch_chunks
+from layers import batch_chunks, conv_matrix
 from layers import conv as conv_module
 from layers import (col2im, conv_backward, conv_backward_naive, conv_forward, conv_forward_naive, conv_output_size,
                     im2col)
@@ -99,6 +101,60 @@ def test_fast_equals_naive_forward_and_backward(geometry, seed):
     for name, fast, naive in zip(("dx", "dw", "db"), grads_fast, grads_naive):
         assert fast.shape == naive.shape
         assert_close(fast, naive, FAST_VS_NAIVE_F64, name)
+
+
+@contextmanager
+def conv_path(matrix: bool):
+    """Force conv_forward / conv_backward onto the convolution's matrix (where there is no
+    padding) or onto im2col, whatever the map's size."""
+    saved = conv_matrix.MAX_MAP_PER_KERNEL, conv_matrix.MAX_ENTRIES
+    conv_matrix.MAX_MAP_PER_KERNEL, conv_matrix.MAX_ENTRIES = (10**9, 10**9) if matrix else (0, 0)
+    try:
+        yield
+    finally:
+        conv_matrix.MAX_MAP_PER_KERNEL, conv_matrix.MAX_ENTRIES = saved
+
+
+@pytest.mark.parametrize("matrix", [True, False], ids=["matrix", "im2col"])
+@given(geometry=conv_geometry(), seed=seeds())
+def test_both_paths_equal_naive_forward_and_backward(matrix, geometry, seed):
+    N, C, H, W, F, KH, KW, stride, pad = geometry
+    rng = np.random.default_rng(seed)
+    x, w, b = conv_inputs(rng, (N, C, H, W), (F, C, KH, KW))
+    with conv_path(matrix):
+        assert conv_matrix.use_matrix(x.shape, w.shape, stride, pad) == (matrix and pad == 0)
+        out, cache = conv_forward(x, w, b, stride=stride, pad=pad)
+        dout = random_values(out.shape, rng)
+        grads = conv_backward(dout, cache)
+        dw_only = conv_backward(dout, cache, input_grad=False)
+    out_naive, cache_naive = conv_forward_naive(x, w, b, stride=stride, pad=pad)
+    assert out.flags.c_contiguous and out.dtype == x.dtype
+    assert_close(out, out_naive, FAST_VS_NAIVE_F64, "out")
+    for name, fast, naive in zip(("dx", "dw", "db"), grads, conv_backward_naive(dout, cache_naive)):
+        assert fast.shape == naive.shape
+        assert_close(fast, naive, FAST_VS_NAIVE_F64, name)
+    assert dw_only[0] is None
+    np.testing.assert_array_equal(dw_only[1], grads[1])
+
+
+def test_the_matrix_is_taken_for_pnets_small_maps_only():
+    # P-Net in training: conv2 on 5x5 and conv3 on 3x3 maps; R-Net's conv3 (4x4, 2x2 kernel)
+    # and anything padded or large stay with im2col
+    assert conv_matrix.use_matrix((256, 10, 5, 5), (16, 10, 3, 3), 1, 0)
+    assert conv_matrix.use_matrix((256, 16, 3, 3), (32, 16, 3, 3), 1, 0)
+    assert not conv_matrix.use_matrix((256, 3, 12, 12), (10, 3, 3, 3), 1, 0)
+    assert not conv_matrix.use_matrix((256, 48, 4, 4), (64, 48, 2, 2), 1, 0)
+    assert not conv_matrix.use_matrix((256, 10, 5, 5), (16, 10, 3, 3), 1, 1)
+
+
+def test_the_matrix_holds_each_weight_once_per_output_position():
+    w = np.arange(1, 1 + 2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
+    M = conv_matrix.conv_matrix(w, 3, 4)  # 3x4 maps -> 2x3 outputs
+    assert M.shape == (3 * 3 * 4, 2 * 2 * 3)
+    for f in range(2):
+        column = M[:, f * 6 + 1 * 3 + 2].reshape(3, 3, 4)  # output (i, j) = (1, 2)
+        np.testing.assert_array_equal(column[:, 1:3, 2:4], w[f])
+        assert np.count_nonzero(column) == w[f].size
 
 
 @given(conv_geometry(), st.integers(2, 4), seeds())

@@ -34,7 +34,7 @@ from matplotlib.patches import Rectangle
 
 import _tutorial  # puts the repository on sys.path; figure folder; quick mode
 from layers import conv_forward, conv_forward_naive, conv_output_size, maxpool_forward
-from layers.conv import im2col
+from layers.conv import col2im, im2col
 from nets import PNet, RNet
 from pipeline.plots import draw_number_grid
 
@@ -447,6 +447,65 @@ print(f"R-Net on {len(crops)} crops: layer by layer (N, C, H, W) {1000 * t_first
 # The layers in `layers/` stay in (N, C, H, W), because that is the layout the formulas, the
 # backward passes and every other tutorial use. The detector wraps its nets in `BatchLast` only
 # to run them; `tests/test_batch_last.py` checks each of its steps against the naive loops.
+
+# %% [markdown]
+# ## 1.7 On a tiny map, the convolution is one matrix
+#
+# A convolution is *linear* in its input: for a fixed input size it is a matrix. Flatten each
+# sample to a row of C*H*W numbers; then `out_flat = x_flat @ M + bias`, where column (f, i, j)
+# of M holds the kernel w[f] at the place of window (i, j) and zeros elsewhere. On a large image
+# M is huge and almost all zeros, which is why im2col exists. But P-Net's conv2 in training sees
+# 5 x 5 maps: there M is 250 x 144 and a third of it is weights, while im2col copies its windows
+# as rows of 3 numbers. `layers/conv_matrix.py` builds M from w (each weight copied to its
+# OH*OW places) and `conv_forward` uses it when the map is that small. Here is M for one filter
+# on a 4 x 4 map, and the two ways agreeing:
+
+# %%
+from layers import conv_matrix  # noqa: E402
+
+w_small = rng.standard_normal((1, 1, 3, 3))
+M = conv_matrix.conv_matrix(w_small, 4, 4)  # (1*4*4, 1*2*2): four windows of a 4x4 map
+print("M.T (one row per output pixel, one column per input pixel):")
+with np.printoptions(linewidth=130, precision=2, suppress=True):
+    print(M.T)
+x_small = rng.standard_normal((2, 1, 4, 4))
+by_matrix = (x_small.reshape(2, -1) @ M).reshape(2, 1, 2, 2)
+by_loops, _ = conv_forward_naive(x_small, w_small, np.zeros(1))
+print(f"max |matrix - loops| = {np.abs(by_matrix - by_loops).max():.1e}")
+
+# %% [markdown]
+# Its backward pass is two more matrix multiplies: dx_flat = dout_flat @ M.T, and
+# dM = x_flat.T @ dout_flat, from which each weight's gradient is the sum of dM over that
+# weight's OH*OW places. Timing P-Net's conv2 on a training batch, forward and backward:
+
+# %%
+x_p = rng.standard_normal((128, 10, 5, 5)).astype(np.float32)
+w_p = rng.standard_normal((16, 10, 3, 3)).astype(np.float32)
+b_p = np.zeros(16, np.float32)
+dout_p = rng.standard_normal((128, 16, 3, 3)).astype(np.float32)
+
+
+def step_by_matrix():
+    out = conv_matrix.matrix_conv_forward(x_p, w_p, b_p, 1)
+    return out, conv_matrix.matrix_conv_backward(dout_p, x_p, w_p, 1)
+
+
+def step_by_im2col():  # what conv_forward does on larger maps, called directly
+    cols = im2col(x_p, 3, 3)
+    out = (w_p.reshape(16, -1) @ cols).reshape(16, 128, 3, 3).transpose(1, 0, 2, 3)
+    dout_mat = dout_p.transpose(1, 0, 2, 3).reshape(16, -1)
+    dw = dout_mat @ im2col(x_p, 3, 3).T
+    dx = col2im(w_p.reshape(16, -1).T @ dout_mat, x_p.shape, 3, 3)
+    return out, (dx, dw.reshape(w_p.shape), dout_p.sum(axis=(0, 2, 3)))
+
+
+(out_m, (dx_m, dw_m, _)), (out_i, (dx_i, dw_i, _)) = step_by_matrix(), step_by_im2col()
+print(f"largest differences: out {np.abs(out_m - out_i).max():.1e}, dx {np.abs(dx_m - dx_i).max():.1e}, "
+      f"dw {np.abs(dw_m - dw_i).max():.1e} (float32 rounding)")
+t_matrix = _tutorial.best_time(step_by_matrix, 3 if QUICK else 30)
+t_im2col = _tutorial.best_time(step_by_im2col, 3 if QUICK else 30)
+print(f"conv2 forward + backward on 128 samples: im2col {1000 * t_im2col:.2f} ms, "
+      f"matrix {1000 * t_matrix:.2f} ms: {t_im2col / t_matrix:.1f}x faster")
 
 # %% [markdown]
 # ## Exercises
