@@ -82,9 +82,10 @@ def prelu_backward(dout, cache):
     """Returns dx (shape of x) and dalpha (C,).
 
     d out / d x = 1 where x > 0, alpha[c] otherwise; d out / d alpha[c] = x where x <= 0,
-    summed over every position of channel c. As in the forward pass, with no np.where:
-    dx = dout + (alpha - 1) * dout * (x <= 0), and dalpha = sum of dout * min(x, 0), each slice
-    of the batch adding its partial (C,) sum.
+    summed over every position of channel c. As in the forward pass, with no np.where: with
+    masked = dout * (x <= 0), dx = dout + (alpha - 1) * masked, and dalpha = the sum of
+    masked * x per channel (one einsum pass, no temporary), each slice of the batch adding its
+    partial (C,) sum.
     """
     x, alpha = cache
     dout = np.asarray(dout)
@@ -94,10 +95,9 @@ def prelu_backward(dout, cache):
 
     def prelu_back_slice(s):
         d, xs, dxs = dout[s], x[s], dx[s]
-        np.multiply(d, xs <= 0, out=dxs)  # dout where x <= 0, else 0
-        negative_part = np.minimum(xs, 0)
-        negative_part *= d
-        dalpha_part = negative_part.reshape(dxs.shape[0], C, -1).sum(axis=(0, 2))
+        np.multiply(d, xs <= 0, out=dxs)  # masked: dout where x <= 0, else 0
+        n = dxs.shape[0]
+        dalpha_part = np.einsum("ncp,ncp->c", dxs.reshape(n, C, -1), xs.reshape(n, C, -1))
         dxs *= a_minus_1
         dxs += d
         return dalpha_part
