@@ -3,8 +3,9 @@
 Two measurements, printed as tables (nothing is asserted):
 
 1. Training throughput of each of the six nets: samples per second of a full training step
-   (forward, softmax cross-entropy, backward, SGD update) at batch 128 with 2 BLAS threads,
-   median of --repeats steps after a warm-up.
+   (forward, softmax cross-entropy, backward, SGD update) at batch 128 on 2 threads, run as the
+   training loop runs it (two replicas of the net, one per core, BLAS on one thread: see
+   `layers.replicas`), median of --repeats steps after a warm-up.
 2. ``CascadeDetector.detect`` on a 640 x 480 px photo with 1 thread (BLAS and workers), median of
    --repeats runs, with the time of each stage, next to the paper's 14 frames per second on one
    CPU core for VGA images (about 71 ms; Li et al., CVPR 2015) and next to the NumPy MTCNN on the
@@ -32,23 +33,31 @@ PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
 
 def training_worker(repeats: int, batch: int) -> None:
     from layers import SGD, softmax_cross_entropy
+    from layers.batch_chunks import slices_not_blas
+    from layers.modules import without_input_gradient
+    from layers.replicas import Replicas
     from nets.cascade_weights import NET_CLASSES
 
-    print(f"training step, batch {batch}, {os.environ.get('OPENBLAS_NUM_THREADS')} BLAS threads (median of {repeats})")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS")
+    print(f"training step, batch {batch}, {threads} threads as the training loop uses them (median of {repeats})")
     print(f"{'net':6s} {'ms/step':>8s} {'samples/s':>10s}")
     rng = np.random.default_rng(0)
     for name, cls in NET_CLASSES.items():
         net = cls(rng=rng).train()
-        optimizer = SGD(net.trainable_parameters(), lr=1e-7, momentum=0.9, weight_decay=5e-4)
+        params = net.trainable_parameters()
+        optimizer = SGD(params, lr=1e-7, momentum=0.9, weight_decay=5e-4)
         x = rng.standard_normal((batch, 3, cls.input_size, cls.input_size)).astype(np.float32)
         y = rng.integers(0, cls.num_classes, batch)
+        with slices_not_blas(), without_input_gradient(net), Replicas(net, params=params) as model:
 
-        def step():
-            loss, dlogits = softmax_cross_entropy(net.forward(x), y)
-            net.backward(dlogits)
-            optimizer.step()
+            def step():
+                loss, dlogits = softmax_cross_entropy(model.forward(x), y)
+                model.backward(dlogits)
+                optimizer.step()
 
-        seconds = median_time(step, repeats)
+            for _ in range(5):  # the worker's first steps are slow: a fork copies memory on first write
+                step()
+            seconds = median_time(step, repeats)
         print(f"{name:6s} {seconds * 1000:8.1f} {batch / seconds:10.0f}")
 
 
