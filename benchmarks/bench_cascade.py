@@ -34,6 +34,7 @@ PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
 def training_worker(repeats: int, batch: int) -> None:
     from layers import SGD, softmax_cross_entropy
     from layers.batch_chunks import slices_not_blas
+    from layers.memory import reuse_freed_memory
     from layers.modules import without_input_gradient
     from layers.replicas import Replicas
     from nets.cascade_weights import NET_CLASSES
@@ -48,7 +49,8 @@ def training_worker(repeats: int, batch: int) -> None:
         optimizer = SGD(params, lr=1e-7, momentum=0.9, weight_decay=5e-4)
         x = rng.standard_normal((batch, 3, cls.input_size, cls.input_size)).astype(np.float32)
         y = rng.integers(0, cls.num_classes, batch)
-        with slices_not_blas(), without_input_gradient(net), Replicas(net, params=params) as model:
+        with slices_not_blas(), reuse_freed_memory(), without_input_gradient(net), \
+                Replicas(net, params=params) as model:
 
             def step():
                 loss, dlogits = softmax_cross_entropy(model.forward(x), y)

@@ -6,7 +6,8 @@
 
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
-(``--threads``), BLAS on one thread (``slices_not_blas``). ``ours`` runs it as the training loop
+(``--threads``), BLAS on one thread (``slices_not_blas``), freed memory kept for the next step
+(``layers.memory.reuse_freed_memory``). ``ours`` runs it as the training loop
 does: two replicas of the net (``layers.replicas``), each through its half of the batch on its
 own thread, the losses on the whole batch. ``1 net`` runs the net itself, whose layers share out
 their own work over the threads (``layers.batch_chunks``). The learning rate is
@@ -59,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layers import (SGD, Conv2D, Linear, MaxPool2D, ReLU, Sequential, euclidean_loss,  # noqa: E402
                     softmax_cross_entropy)
 from layers.batch_chunks import slices_not_blas  # noqa: E402
+from layers.memory import reuse_freed_memory  # noqa: E402
 from layers.modules import without_input_gradient  # noqa: E402
 from layers.replicas import Replicas  # noqa: E402
 from layers.shapes import conv_output_size  # noqa: E402
@@ -388,11 +390,11 @@ def main() -> None:
             a = rng.standard_normal((F, CKK), dtype=DTYPE)
             b = rng.standard_normal((CKK, N * OHOW), dtype=DTYPE)
             # each timed in a block of its own: alternated, the matmul's spinning BLAS threads slowed our step
-            with slices_not_blas():  # as the training loop runs it: two replicas on the layer threads
+            with slices_not_blas(), reuse_freed_memory():  # as the training loop runs it: two replicas
                 with without_input_gradient(net), Replicas(net) as replicas:
                     replicated = our_step_fn(net, heads, x, labels, targets, optimizer, replicas)
                     (t_ours,), (spread_ours,) = median_times([replicated], args.repeats)
-            with slices_not_blas():  # the net alone, its layers sharing out their own work
+            with slices_not_blas(), reuse_freed_memory():  # the net alone, its layers sharing out their work
                 (t_net,), _ = median_times([step], args.repeats)
             (t_mm,), _ = median_times([lambda: np.matmul(a, b)], args.repeats)
             line = (f"{name:<15} {N:5d} {t_ours * 1e3:8.2f} {N / t_ours:8.0f} {spread_ours:6.0%} {t_net * 1e3:8.2f} "

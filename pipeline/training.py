@@ -40,6 +40,7 @@ import numpy as np
 
 from layers import SGD, Adam, softmax, softmax_cross_entropy
 from layers.batch_chunks import slices_not_blas
+from layers.memory import reuse_freed_memory
 from layers.modules import Dropout, without_input_gradient
 from layers.replicas import Replicas
 from nets.weights import read_npz, save_arrays
@@ -384,7 +385,9 @@ class Trainer:
             raise FileExistsError(f"{self.checkpoint_path} exists: pass resume=True (--resume) to continue it, "
                                   "or choose another output folder")
         try:
-            with slices_not_blas():  # the layers' threads, not BLAS's, share out the work
+            # speed devices: BLAS on one thread (the replicas and the layers' slices share out
+            # the cores) and each step's large arrays reusing the previous step's memory
+            with slices_not_blas(), reuse_freed_memory():
                 self._run_epochs()
         except KeyboardInterrupt:
             _say(f"\n{self.name}: interrupted; {self.checkpoint_path} holds epoch {self.epoch}. "
