@@ -142,7 +142,7 @@ def _worker(conn, replica_net, summed, values, grads, batch, dtype, cpu) -> None
         os.sched_setaffinity(0, {cpu})
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it stops us
-    threadpool_limits(1)  # one core each: the two workers are the parallelism
+    threadpool_limits(1)  # one core each: the replicas are the parallelism
     batch_chunks.forget_threads()  # the parent's pool threads do not exist in this fork
     batch_chunks.set_threads(1)
     replica = _Replica(replica_net, summed, np.frombuffer(values, dtype), np.frombuffer(grads, dtype))
