@@ -8,8 +8,8 @@ A training step is what a training loop does per batch: forward pass, losses, ba
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
 (``--threads``), BLAS on one thread (``slices_not_blas``), freed memory kept for the next step
 (``layers.memory.reuse_freed_memory``). ``ours`` runs it as the training loop
-does: two replicas of the net (``layers.replicas``), each through its half of the batch on its
-own thread, the losses on the whole batch. ``1 net`` runs the net itself, whose layers share out
+does: two replicas of the net (``layers.replicas``), each through its half of the batch, one in
+this process and one in a worker process, a core each; the losses on the whole batch. ``1 net`` runs the net itself, whose layers share out
 their own work over the threads (``layers.batch_chunks``). The learning rate is
 tiny (1e-7) so that the repeated steps on one batch leave the weights, and so the work, as they
 are: a larger one lets the random-target losses diverge to

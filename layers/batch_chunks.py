@@ -130,13 +130,15 @@ def map_batch(fn, N: int, bytes_per_sample: int, chunk_bytes: int | None = None,
 
 @contextmanager
 def serial():
-    """Inside the block, every kernel runs its slices on the calling thread, one after the
-    other, as on one core (`layers.replicas` computes one part of a batch so, while a worker
-    process computes the other on the second core)."""
+    """Inside the block, everything runs as on one core: every kernel runs its slices on the
+    calling thread, one after the other, and BLAS on one thread. `layers.replicas` computes
+    one part of a batch so, while a worker process computes the other on the second core."""
     global _serial_blocks
+    blas = _blas()
     _serial_blocks += 1
     try:
-        yield
+        with (blas.limit(limits=1) if blas else nullcontext()):
+            yield
     finally:
         _serial_blocks -= 1
 

@@ -370,6 +370,11 @@ class Dropout(_Stateless):
         return f"p={self.p}"
 
 
+def dropout_layers(module: Module) -> list[Dropout]:
+    """The Dropout layers of a module and its descendants, always in the same order."""
+    return [m for m in (module, *module._descendants()) if isinstance(m, Dropout)]
+
+
 class Flatten(_Stateless):
     """(N, C, H, W) -> (N, C*H*W) in C order."""
 

@@ -42,29 +42,25 @@ import signal
 import sys
 import traceback
 import warnings
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 
 import numpy as np
 
 from . import batch_chunks
-from .modules import _NO_FORWARD_YET, Dropout, Module, Parameter
+from .modules import _NO_FORWARD_YET, Module, Parameter, dropout_layers
 
 PARTS = 2  # replicas per step, on any machine, so that a run's numbers do not depend on the cores
-
-
-def _dropouts(module: Module) -> list[Dropout]:
-    """The Dropout layers of a module tree, in a fixed order."""
-    return [m for m in (module, *module._descendants()) if isinstance(m, Dropout)]
 
 
 def replicate(module: Module, dropout_rngs=None) -> Module:
     """A copy of ``module`` whose parameters share their values (the same arrays) with the
     original's, with fresh gradients and no cache. dropout_rngs: one generator per Dropout
     layer (in the order of the module tree), for the copy's own masks (default: the original's
-    generators, shared). Attributes that pointed to a child point to the copy's."""
+    generators, shared). The copy's layers are its own: every module reaches its children
+    through ``children`` (the nets' ``trunk``, ``body``, ``branch`` are properties reading it)."""
     clone = _copy_tree(module)
     if dropout_rngs is not None:
-        for layer, rng in zip(_dropouts(clone), dropout_rngs, strict=True):
+        for layer, rng in zip(dropout_layers(clone), dropout_rngs, strict=True):
             layer.rng = rng
     return clone
 
@@ -216,7 +212,7 @@ class Replicas:
         summed = [i for i, p in enumerate(self.params) if id(p) in wanted]
         self.targets = [self.params[i] for i in summed]
         dtype = self.params[0].value.dtype if self.params else np.dtype(np.float32)
-        dropout_rngs = [layer.rng.spawn(count) for layer in _dropouts(net)]
+        dropout_rngs = [layer.rng.spawn(count) for layer in dropout_layers(net)]
         copies = [replicate(net, [rngs[i] for rngs in dropout_rngs]) for i in range(count)]  # the modes as now
         sizes = (sum(p.value.size for p in self.params), sum(p.value.size for p in self.targets))
         self._context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
@@ -259,11 +255,10 @@ class Replicas:
         ``worker_request`` on the workers with the parts ``there``; the replies, in part order."""
         for (_, conn), part in zip(self._workers, there):
             conn.send((worker_request, part))
-        # as in a worker: BLAS on one thread and the layers' slices one after the other, so
-        # that a part gives the same numbers here and there, and the worker keeps its core
-        blas = batch_chunks._blas()
+        # as in a worker, on one core: a part gives the same numbers here and there, and the
+        # worker keeps its core
         try:
-            with (blas.limit(limits=1) if blas else nullcontext()), batch_chunks.serial():
+            with batch_chunks.serial():
                 replies = [getattr(replica, request)(part) for replica, part in zip(self._local, here)]
         except BaseException:
             # the workers' replies must still be read, or the next request would read them;

@@ -41,7 +41,7 @@ import numpy as np
 from layers import SGD, Adam, softmax, softmax_cross_entropy
 from layers.batch_chunks import slices_not_blas
 from layers.memory import reuse_freed_memory
-from layers.modules import Dropout, without_input_gradient
+from layers.modules import dropout_layers, without_input_gradient
 from layers.replicas import Replicas
 from nets.weights import read_npz, save_arrays
 
@@ -258,8 +258,7 @@ def _trainable(net):
 
 
 def _seed_dropout(net, seed: int, epoch: int) -> None:
-    modules = [net, *net._descendants()]
-    for i, module in enumerate(m for m in modules if isinstance(m, Dropout)):
+    for i, module in enumerate(dropout_layers(net)):
         module.rng = np.random.default_rng([seed, epoch, 1 + i])
 
 
