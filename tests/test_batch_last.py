@@ -17,7 +17,9 @@ from layers.activations import prelu_forward_naive
 from layers.conv import conv_forward_naive
 from layers.pool import maxpool_forward_naive
 from nets import ONet, PNet, RNet
-from nets.batch_last import BatchLast, _pool_before_prelu, conv_batch_last, maxpool_batch_last, prelu_rows_
+import nets.batch_last as batch_last_module
+from nets.batch_last import (BatchLast, _fits_blocks, _pool_before_prelu, block_weights, conv_batch_last,
+                              conv_pool2_batch_last, maxpool_batch_last, prelu_rows_)
 from nets.heads import MultiHeadNet
 from layers.modules import inference_mode
 
@@ -73,6 +75,52 @@ def test_prelu_equals_naive_for_slopes_below_zero_between_and_above_one(c, size,
     alpha = rng.uniform(-1.5, 1.5, c)
     expected, _ = prelu_forward_naive(y.T, alpha)  # (N, C): channel on axis 1
     assert_close(prelu_rows_(y.copy(), alpha), expected.T, FAST_VS_NAIVE_F64)
+
+
+@settings(max_examples=20, deadline=None)
+@given(c=st.integers(1, 6), size=st.integers(1, 20), block=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_prelu_gives_the_same_in_passes_of_any_size(c, size, block, seed):
+    """prelu_rows_ works a few channels (or one, with a scalar slope) at a time."""
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((c, size))
+    alpha = rng.uniform(-1.5, 1.5, c)
+    expected, _ = prelu_forward_naive(y.T, alpha)
+    original = batch_last_module.PRELU_BLOCK
+    batch_last_module.PRELU_BLOCK = block
+    try:
+        actual = prelu_rows_(y.copy(), alpha)
+    finally:
+        batch_last_module.PRELU_BLOCK = original
+    assert_close(actual, expected.T, FAST_VS_NAIVE_F64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 4), k=st.integers(1, 3),
+       ceil_mode=st.booleans(), extra_h=st.integers(1, MAX_SIZE), extra_w=st.integers(1, MAX_SIZE),
+       negative=st.integers(0, 4), seed=st.integers(0, 2**16))
+def test_conv_pool2_equals_naive_conv_prelu_pool(n, c, f, k, ceil_mode, extra_h, extra_w, negative, seed):
+    """The 2x2 blocks give the three naive layers' result, for odd and even sizes, either
+    pooling mode and any number of negative slopes (those come first)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, k + extra_h, k + extra_w))
+    weights, bias = rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    negative = min(negative, f)
+    alpha = np.concatenate([rng.uniform(-1.5, -0.01, negative), rng.uniform(0, 1.5, f - negative)])
+    conv, _ = conv_forward_naive(x, weights, bias)
+    activated, _ = prelu_forward_naive(conv, alpha)
+    expected, _ = maxpool_forward_naive(activated, 2, 2, ceil_mode)
+    actual = conv_pool2_batch_last(batch_last(x), block_weights(weights, bias), k, k, ceil_mode, alpha, negative)
+    assert_close(batch_first(actual), expected, FAST_VS_NAIVE_F64)
+
+
+def test_blocks_serve_pnets_first_layer_only():
+    """P-Net's conv1 (27 inputs per output) runs in blocks; O-Net's conv3 -> 2x2 pooling (576
+    inputs, where the blocks' extra multiplications would cost more than they save) does not."""
+    pnet, onet = (list(net.trunk.children.values()) for net in (PNet(), ONet()))
+    assert _fits_blocks(pnet[0], pnet[2])
+    conv3, pool3 = onet[6], onet[8]
+    assert conv3.params["w"].value.shape[1:] == (64, 3, 3) and pool3.size == 2
+    assert not _fits_blocks(conv3, pool3)
 
 
 def random_weights(net, rng):

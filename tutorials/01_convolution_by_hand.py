@@ -20,7 +20,9 @@
 #    picture and then as code (`layers.conv.im2col`, used by the fast `layers.conv_forward`);
 # 4. learn the output-size formula, including Caffe's *ceil mode* for pooling that MTCNN needs;
 # 5. time the naive loops against the fast version on a P-Net layer and check they agree;
-# 6. see how the detector goes faster still, by changing only where the batch lives in memory.
+# 6. see how the detector goes faster still, by changing only where the batch lives in memory;
+# 7. turn a convolution on a tiny map into one matrix, and a convolution and the 2x2 pooling
+#    after it into one matrix multiply over 2x2 blocks.
 #
 # Shapes follow one vocabulary everywhere: `x: (N, C, H, W)` (batch, channels, height,
 # width), `w: (F, C, KH, KW)` (F filters), `b: (F,)`, `out: (N, F, OH, OW)`.
@@ -506,6 +508,54 @@ t_matrix = _tutorial.best_time(step_by_matrix, 3 if QUICK else 30)
 t_im2col = _tutorial.best_time(step_by_im2col, 3 if QUICK else 30)
 print(f"conv2 forward + backward on 128 samples: im2col {1000 * t_im2col:.2f} ms, "
       f"matrix {1000 * t_matrix:.2f} ms: {t_im2col / t_matrix:.1f}x faster")
+
+# %% [markdown]
+# ## 1.8 A convolution and its 2x2 pooling as one matrix multiply
+#
+# P-Net's first layer has only C*KH*KW = 27 inputs per output, and a 2x2/2 max pooling
+# follows it. With so few inputs, im2col copies 27 numbers per output pixel and the matrix
+# multiply mostly waits for them. Look at one pooling window instead: it takes the maximum of
+# a 2x2 block of convolution outputs, and those four outputs together read one 4x4 patch of
+# the image (3x3 windows at offsets (0,0), (0,1), (1,0), (1,1)). So:
+#
+# * the columns are the 4x4 patches, one per *pooled* pixel: 16 numbers per channel where
+#   im2col copies 4 x 9 = 36 for the same four outputs;
+# * the weight matrix has 4F rows: row (u, v, f) is filter f placed at offset (u, v) inside
+#   the 4x4 patch, zeros elsewhere (`nets.batch_last.block_weights`);
+# * one multiply gives the four outputs of every block as four blocks of F rows, and the
+#   pooling is the maximum of those four blocks, element by element, over contiguous rows.
+#
+# It multiplies by zeros 7 times out of 16, but on a layer this thin, memory is the limit, not
+# arithmetic. The placed weights of one filter, and the fused layer against the three steps:
+
+# %%
+from nets.batch_last import block_weights, conv_pool2_batch_last, maxpool_batch_last, prelu_rows_  # noqa: E402
+
+w_one = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+print("block_weights of one 3x3 filter, one row per position (u, v) of the 2x2 block, as 4x4 patches:")
+print(block_weights(w_one, np.zeros(1, np.float32))[:, :-1].reshape(4, 4, 4))
+
+level = rng.uniform(-1, 1, (3, 130 if QUICK else 400, 640)).astype(np.float32)[..., None]  # (C, H, W, N=1)
+w1 = rng.standard_normal((10, 3, 3, 3)).astype(np.float32)
+b1 = rng.standard_normal(10).astype(np.float32)
+slopes = np.full(10, 0.25, np.float32)  # positive slopes: k = 0 channels need the PReLU before pooling
+blocks = block_weights(w1, b1)
+
+
+def three_steps():
+    conv = conv_batch_last(level, np.concatenate([w1.reshape(10, -1), b1[:, None]], axis=1), 3, 3)
+    return maxpool_batch_last(prelu_rows_(conv, slopes), 2, 2, ceil_mode=True)
+
+
+def one_multiply():
+    return conv_pool2_batch_last(level, blocks, 3, 3, True, slopes, 0)
+
+
+print(f"max |blocks - three steps| = {np.abs(one_multiply() - three_steps()).max():.1e}")
+t_blocks = _tutorial.best_time(one_multiply, 3 if QUICK else 20)
+t_steps = _tutorial.best_time(three_steps, 3 if QUICK else 20)
+print(f"P-Net's conv1 + PReLU + pool1 on a {level.shape[2]} x {level.shape[1]} level: three steps "
+      f"{1000 * t_steps:.1f} ms, 2x2 blocks {1000 * t_blocks:.1f} ms: {t_steps / t_blocks:.1f}x faster")
 
 # %% [markdown]
 # ## Exercises
