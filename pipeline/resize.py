@@ -113,10 +113,13 @@ def dense_area_weights(height: int, width: int, out_h: int, out_w: int, dtype_st
 # 7.7-9.8 to 5.6 ms (16 and 64 were slower).
 ROW_BAND, COL_BAND = 4, 32
 # Up to this many entries, one multiply by the whole matrix (a single BLAS call) is fastest:
-# the 24 and 48 pixel crops of R-Net and O-Net. When both axes are that small, `resize_area`
-# multiplies by the two whole matrices straight away: the 395 crops R-Net sees on a group
-# photo took 13 ms that way and 18 ms through `_resize_axis`, with the same numbers.
-DENSE_MAX_ENTRIES = 64 * 256
+# the small crops of R-Net and O-Net. When both axes are that small, `resize_area` multiplies
+# by the two whole matrices straight away: the 395 crops R-Net sees on a group photo took
+# 13 ms that way and 18 ms through `_resize_axis`, with the same numbers. Beyond it, the whole
+# matrix's multiplications by zero cost more than the calls of the bands save (measured:
+# 64 x 256 entries had the smallest pyramid levels read the whole image densely, 6.1 ms for
+# a 512 x 512 photo's pyramid against 4.7 ms with this limit).
+DENSE_MAX_ENTRIES = 4096
 
 
 def _resize_axis(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
