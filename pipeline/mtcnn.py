@@ -26,7 +26,7 @@ import numpy as np
 
 from layers import softmax
 from nets import ONET_SIZE, RNET_SIZE, load_mtcnn
-from nets.batch_last import BatchLast
+from nets.batch_last import BatchLastCache
 from nets.mtcnn_weights import RELEASED_THRESHOLDS
 
 from .boxes import apply_regression, make_square, nms
@@ -70,8 +70,8 @@ class MTCNNDetector:
     (0 < factor < 1); weights: "released" (default), "scratch" (the nets trained here by
     ``facecascade train mtcnn``, with the thresholds chosen on validation data) or a folder
     of a training run's ``mtcnn_*.npz`` files (`nets.load_mtcnn`); nets: (pnet, rnet, onet) to
-    use instead (they are used, not copied: each stage reads their weights afresh through
-    `nets.batch_last.BatchLast`, and ``detect`` never changes their modes or caches);
+    use instead (they are used, not copied: each ``detect`` sees their current weights, through
+    `nets.batch_last.BatchLastCache`, and never changes their modes or caches);
     workers: threads for the pyramid levels and crop batches (default: the CPUs available;
     see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the
     released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
@@ -106,6 +106,7 @@ class MTCNNDetector:
         self.pnet, self.rnet, self.onet = nets
         self.thresholds = arguments.probabilities("thresholds", own_thresholds if thresholds is None else thresholds)
         self.exact = (conventions or own_conventions) == "exact"
+        self._batch_last = BatchLastCache()  # each net in the faster inference layout
 
     def _nms(self, boxes, scores, threshold):
         """IoU NMS: measured as the reference does (`union_nms`) or, with exact conventions, plainly."""
@@ -128,7 +129,7 @@ class MTCNNDetector:
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         levels = self.parallel.map(lambda size: normalize(resize_area(image_chw, *size)), sizes)
         # BatchLast: the same net, run in a memory layout that is faster for inference
-        maps = pnet_pyramid_maps(BatchLast(self.pnet), levels, map_fn=self.parallel.map)
+        maps = pnet_pyramid_maps(self._batch_last(self.pnet), levels, map_fn=self.parallel.map)
         for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0], exact=self.exact)
             keep = self._nms(b, s, NMS_WITHIN_LEVEL)
@@ -157,7 +158,7 @@ class MTCNNDetector:
     def _score_crops(self, net, image_chw, candidates: Boxes, size: int):
         """Crop, normalize and run a net; returns (boxes, probs, outputs) for the crops made."""
         # BatchLast: the same net, run in a memory layout that is faster for inference
-        kept, out = crop_and_score(BatchLast(net), image_chw, candidates.boxes, size, self.parallel)
+        kept, out = crop_and_score(self._batch_last(net), image_chw, candidates.boxes, size, self.parallel)
         if not out:
             return candidates.boxes[:0], np.zeros(0, np.float32), {}
         return candidates.boxes[kept], softmax(out["face"])[:, 1], out

@@ -18,13 +18,13 @@ from layers.conv import conv_forward_naive
 from layers.pool import maxpool_forward_naive
 from nets import ONet, PNet, RNet
 import nets.batch_last as batch_last_module
-from nets.batch_last import (BatchLast, _fits_blocks, _pool_before_prelu, block_weights, conv_batch_last,
+from nets.batch_last import (BatchLast, BatchLastCache, _fits_blocks, _pool_before_prelu, block_weights, conv_batch_last,
                               conv_pool2_batch_last, maxpool_batch_last, prelu_rows_)
 from nets.heads import MultiHeadNet
 from layers.modules import inference_mode
 
 from .strategies import MAX_SIZE
-from .tolerances import FAST_VS_NAIVE_F64, assert_close
+from .tolerances import FAST_VS_NAIVE_F64, FLOAT32_FORWARD, assert_close
 
 
 def batch_last(x):
@@ -201,6 +201,25 @@ def test_reads_the_weights_when_made():
     net.children["face"].params["b"].value += 1.0
     np.testing.assert_array_equal(fast.forward(x)["face"], before)
     assert not np.allclose(BatchLast(net).forward(x)["face"], before)
+
+
+def test_cache_reuses_a_batch_last_until_the_net_changes():
+    """Same weights: the same BatchLast. Weights changed in place, loaded, or a layer replaced:
+    a new one, which computes with the new net."""
+    net, cache = PNet(), BatchLastCache()
+    x = np.random.default_rng(2).standard_normal((1, 3, 14, 14)).astype(np.float32)
+    first = cache(net)
+    assert cache(net) is first and cache(PNet()) is not first
+    net.children["face"].params["b"].value += 1.0  # in place, as an optimizer step
+    second = cache(net)
+    assert second is not first
+    with inference_mode(net):
+        assert_close(second.forward(x)["face"], net.forward(x)["face"], FLOAT32_FORWARD)
+    net.load_state_dict({name: value * 0.5 for name, value in net.state_dict().items()})
+    assert cache(net) is not second
+    third = cache(net)
+    net.trunk.children["prelu1"] = PReLU(10)  # a new layer with the same weights' shapes
+    assert cache(net) is not third
 
 
 def test_unknown_layers_and_heads_are_named():

@@ -175,6 +175,21 @@ def test_the_callers_nets_keep_their_mode_and_can_still_learn(astronaut):
     assert not nets[2].training and nets[2].keep_cache  # eval mode is kept too
 
 
+def test_a_detector_sees_changes_to_the_nets_it_was_given(astronaut):
+    """The detector keeps its nets in a faster layout between photos (BatchLastCache), but a
+    change to their weights shows in the next detection."""
+    nets = pretrained_mtcnn()
+    detector = MTCNNDetector(nets=nets, workers=1)
+    image = astronaut[:200, 150:350]
+    assert len(detector.detect(image)) == 1
+    face_bias = nets[2].children["face"].params["b"].value
+    saved = face_bias.copy()
+    face_bias += np.array([20.0, -20.0], np.float32)  # O-Net now calls everything "not a face"
+    assert detector.detect(image) == []
+    face_bias[...] = saved
+    assert len(detector.detect(image)) == 1
+
+
 def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
     text = repr(detector)
     assert text == ("MTCNNDetector(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709, "
