@@ -11,7 +11,8 @@ weights, in the layout (C, H, W, N), where every step moves less:
   ends with the bias, so the bias rides in the matrix multiply. The product (F, OH*OW*N) *is*
   the next layer's input: no transpose back to (N, F, OH, OW), no separate bias pass.
 * **PReLU**, in place on each channel's contiguous row: prelu(y) = max(y, a*y) when the slope
-  a <= 1 (for y < 0, a*y >= y) and min(y, a*y) when a > 1; two passes instead of three.
+  a <= 1 (for y < 0, a*y >= y) and min(y, a*y) when a > 1; two passes instead of three, a
+  few channels at a time, so that a*y is written to and read back from the cache.
 * **Max pooling**, separable: the running maximum of the window's rows, then of its columns.
   Every slice of either step is strided along H or W but contiguous along (W, N) or N, so
   NumPy runs it with SIMD.

@@ -1,4 +1,5 @@
-"""reuse_freed_memory (layers/memory.py): the malloc settings it makes and undoes, and what they buy."""
+"""reuse_freed_memory and settle_thresholds (layers/memory.py): the malloc settings they make and
+undo, and what they buy."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ def test_without_glibc_nothing_is_called(monkeypatch):
     monkeypatch.setattr(memory, "_libc", False)
     with memory.reuse_freed_memory():
         pass
+    memory.settle_thresholds()
+
+
+def test_detection_settles_the_thresholds_where_training_leaves_them(monkeypatch):
+    from pipeline.parallel import Parallel
+
+    fake = FakeLibc()
+    monkeypatch.setattr(memory, "_libc", fake)
+    with Parallel(1).session():
+        pass
+    assert fake.calls == [("mallopt", memory.M_MMAP_THRESHOLD, memory.MMAP_THRESHOLD_MAX),
+                          ("mallopt", memory.M_TRIM_THRESHOLD, memory.AFTER_TRIM_THRESHOLD)]
 
 
 @pytest.mark.skipif(not memory._glibc(), reason="glibc's malloc only (Linux)")

@@ -29,3 +29,43 @@ def test_one_or_two_workers_find_identical_faces():
     np.testing.assert_array_equal(one[0].box, two[0].box)
     np.testing.assert_array_equal(one[0].landmarks, two[0].landmarks)
     assert one[0].score == two[0].score
+
+
+def test_the_threads_are_kept_between_sessions_and_end_with_the_parallel():
+    import gc
+    import threading
+
+    parallel = Parallel(2)
+    names = set()
+    for _ in range(3):
+        with parallel.session():
+            names |= set(parallel.map(lambda _: threading.current_thread().name, range(8)))
+    assert len(names) <= 2 and all(name.startswith("facecascade") for name in names)
+    threads = list(parallel._threads[0]._threads)
+    del parallel
+    gc.collect()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX-only")
+def test_a_process_forked_after_a_session_makes_its_own_threads():
+    """The child inherits the pool object but not its threads; it must not wait for them."""
+    import multiprocessing
+
+    parallel = Parallel(2)
+    with parallel.session():
+        assert parallel.map(lambda i: i * i, range(4)) == [0, 1, 4, 9]
+
+    def child():
+        with parallel.session():
+            assert parallel.map(lambda i: i + 1, range(6)) == [1, 2, 3, 4, 5, 6]
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+        pytest.fail("the forked child hung waiting for its parent's threads")
+    assert process.exitcode == 0
