@@ -24,9 +24,9 @@ weights, in the layout (C, H, W, N), where every step moves less:
   convolution's weights take the same order, so nothing else changes.
 * **Convolution and 2x2 pooling in one multiply** (P-Net's first layer, 27 inputs per output):
   a pooling window covers a 2x2 block of outputs, which read one 4x4 patch of the input. With
-  the patches as columns (16 numbers per pooled pixel, where im2col copies 36) and the filters
-  placed at the block's four offsets as rows (`block_weights`), one multiply gives all four
-  outputs of every block, and the pooling is the maximum of four contiguous row blocks
+  the patches as columns (16 numbers per pooled pixel and channel, where im2col copies 36) and
+  the filters placed at the block's four offsets as rows (`block_weights`), one multiply gives
+  all four outputs of every block, and the pooling is the maximum of four contiguous row blocks
   (`conv_pool2_batch_last`). On a layer this thin memory is the limit, so the multiplications
   by zero cost less than the copies saved: conv1, PReLU and pooling went from 28-30 to 23-24 ms
   on the strips of a 1280 x 886 photo's pyramid.
@@ -91,7 +91,8 @@ def prelu_rows_(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     per_pass = max(1, PRELU_BLOCK // max(rows.shape[1], 1))
     buffer = np.empty((min(per_pass, len(rows)), rows.shape[1]), dtype=y.dtype)
     for c0 in range(0, len(rows), per_pass):
-        part, scaled = rows[c0 : c0 + per_pass], buffer[: len(rows[c0 : c0 + per_pass])]
+        part = rows[c0 : c0 + per_pass]
+        scaled = buffer[: len(part)]
         if per_pass == 1:
             np.multiply(part[0], alpha[c0], out=scaled[0])  # a scalar slope: NumPy's fastest loop
         else:
@@ -176,7 +177,8 @@ def conv_pool2_batch_last(x: np.ndarray, w_blocks: np.ndarray, KH: int, KW: int,
     patches, one per pooled pixel (PH*PW*N of them), and one multiply gives the four outputs
     of every block as four row blocks of F rows; the pooling is then the maximum of those four
     contiguous blocks. The patches overlap less than the windows of im2col: (KH+1)*(KW+1) = 16
-    numbers per pooled pixel instead of 4*KH*KW = 36, at the price of zeros in w_blocks.
+    numbers per pooled pixel and channel instead of 4*KH*KW = 36, at the price of zeros in
+    w_blocks.
     """
     C, H, W, N = x.shape
     OH, OW = H - KH + 1, W - KW + 1  # the convolution's output
@@ -384,6 +386,10 @@ class BatchLastCache:
 
     def __init__(self):
         self._entries = {}  # id(net) -> (net, its layers, copies of its weights, BatchLast)
+
+    def __getstate__(self):
+        """Pickled empty (a BatchLast holds functions made at run time); it fills again."""
+        return {"_entries": {}}
 
     def __call__(self, net) -> BatchLast:
         layers = [net, *net._descendants()]

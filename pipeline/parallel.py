@@ -50,6 +50,11 @@ class Parallel:
         self._controller = None
         self._threads = None  # (ThreadPoolExecutor, pid of the process that made it)
 
+    def __getstate__(self):
+        """Pickled (e.g. with a detector sent to another process) without its threads and
+        BLAS handle; the copy makes its own at its first session."""
+        return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None}
+
     def _executor(self) -> ThreadPoolExecutor:
         """This process's thread pool (a forked child inherits the object, not the threads)."""
         if self._threads is None or self._threads[1] != os.getpid():

@@ -190,6 +190,18 @@ def test_a_detector_sees_changes_to_the_nets_it_was_given(astronaut):
     assert len(detector.detect(image)) == 1
 
 
+def test_a_detector_that_has_detected_can_be_pickled(astronaut):
+    """E.g. to send it to worker processes: its threads and caches are left behind and made again."""
+    import pickle
+
+    image = astronaut[:200, 150:350]
+    detector = MTCNNDetector(workers=2)
+    faces = detector.detect(image)
+    again = pickle.loads(pickle.dumps(detector)).detect(image)
+    assert len(again) == len(faces) == 1
+    np.testing.assert_array_equal(again[0].box, faces[0].box)
+
+
 def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
     text = repr(detector)
     assert text == ("MTCNNDetector(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709, "
