@@ -35,7 +35,7 @@ from .parallel import Parallel, crop_and_score
 from . import arguments
 from .proposals import heatmap_to_boxes, normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
-from .resize import resize_area
+from .resize import resize_area_pyramid
 from .strips import pnet_pyramid_maps
 from .trace import Boxes, Face, Trace
 
@@ -127,7 +127,9 @@ class MTCNNDetector:
             trace.notes.append(no_level_note(H, W, self.min_face_size))
         boxes, scores, offsets = [], [], []
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
-        levels = self.parallel.map(lambda size: normalize(resize_area(image_chw, *size)), sizes)
+        # every level at once: the same numbers as resize_area, level by level (see its doc)
+        levels = resize_area_pyramid(image_chw, sizes, self.parallel.map, parts=self.parallel.workers)
+        levels = self.parallel.map(normalize, levels)
         # BatchLast: the same net, run in a memory layout that is faster for inference
         maps = pnet_pyramid_maps(self._batch_last(self.pnet), levels, map_fn=self.parallel.map)
         for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):

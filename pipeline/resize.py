@@ -11,7 +11,9 @@ averages one or two input pixels).
 
 `resize_area_naive` loops over output pixels and is the definition; `resize_area` is the
 fast version that the pipeline uses (one banded matrix multiply per axis). A test checks
-that they agree.
+that they agree. `resize_area_pyramid` makes all levels of a pyramid with the same
+multiplies, ordered so that each image row is read from memory once (tested equal, bit for
+bit, to `resize_area` level by level).
 """
 
 from __future__ import annotations
@@ -107,11 +109,13 @@ def dense_area_weights(height: int, width: int, out_h: int, out_w: int, dtype_st
 
 
 # Outputs per band of the averaging matrix (see `_resize_axis`). Small bands waste few
-# multiplications on zeros; the row bands are smaller because each row multiply reads whole
-# image rows. Measured on the 12 pyramid levels of a 1280 x 886 photo: 22 ms, where gathering
-# each window offset with np.take took 66 ms; column bands of 32 took the column passes from
-# 7.7-9.8 to 5.6 ms (16 and 64 were slower).
-ROW_BAND, COL_BAND = 4, 32
+# multiplications on zeros. A row band reads whole image rows, so it holds as many outputs as
+# fit in about ROW_SPAN input rows (at most ROW_BAND_MAX): at a small scale each output's
+# window is tall, and a band of 4 outputs multiplied 4 times too many rows (the smallest
+# levels of a 1280 x 886 photo took 1.4 ms each, the others 0.75). Measured on that photo's
+# 12 levels: 22 ms with bands of 4, where gathering each window offset with np.take took 66 ms;
+# column bands of 32 took the column passes from 7.7-9.8 to 5.6 ms (16 and 64 were slower).
+ROW_SPAN, ROW_BAND_MAX, COL_BAND = 16, 8, 32
 # Up to this many entries, one multiply by the whole matrix (a single BLAS call) is fastest:
 # the small crops of R-Net and O-Net. When both axes are that small, `resize_area` multiplies
 # by the two whole matrices straight away: the 395 crops R-Net sees on a group photo took
@@ -132,8 +136,7 @@ def _resize_axis(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     (columns), each a small BLAS call on a view of x, writing straight into the output.
     """
     n = x.shape[axis]
-    dense = out_size * n <= DENSE_MAX_ENTRIES
-    band = out_size if dense else (ROW_BAND if axis == -2 else COL_BAND)
+    band = _band(n, out_size, axis)
     shape = list(x.shape)
     shape[axis] = out_size
     out = np.empty(shape, dtype=x.dtype)
@@ -143,6 +146,55 @@ def _resize_axis(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
         else:
             np.matmul(a, x[..., lo:hi, :], out=out[..., i0:i1, :])
     return out
+
+
+def _band(in_size: int, out_size: int, axis: int) -> int:
+    """Outputs per band of `_resize_axis` along axis -2 (rows) or -1 (columns)."""
+    if out_size * in_size <= DENSE_MAX_ENTRIES:
+        return out_size  # one band: the whole matrix
+    if axis == -1:
+        return COL_BAND
+    return max(1, min(ROW_BAND_MAX, ROW_SPAN * out_size // in_size))
+
+
+def resize_area_pyramid(x, sizes, map_fn=None, parts: int = 1) -> list[np.ndarray]:
+    """`resize_area` of one image to many sizes (a pyramid): the same numbers, bit for bit.
+
+    x: (C, H, W) float (any leading axes); sizes: [(h, w), ...] in pixels (>= 1); map_fn: a
+    ``map`` to run the pieces with (e.g. `pipeline.parallel.Parallel.map`; default: in order);
+    parts: how many pieces to cut the image's rows into for map_fn (its workers).
+    Returns [(C, h, w) array per size], in the order of sizes.
+
+    Level by level, each level's row pass reads every row of the image from memory: 12 times
+    for the 12 levels of a 1280 x 886 photo. Here the row bands of all levels run in the order
+    of the image rows they read, so a stretch of rows comes from memory once and then from the
+    cache for every level (that photo's pyramid: 23 -> 19-20 ms; its row passes alone,
+    18 -> 7 ms). Each band is the very matrix multiply `resize_area` makes, so the numbers are
+    the same. Then each level gets its column pass as usual.
+    """
+    x = _check_input(x, 1, 1)
+    H, W = x.shape[-2:]
+    map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
+    levels, rows, bands = [None] * len(sizes), {}, []
+    for k, (h, w) in enumerate(sizes):
+        _check_size("h", h)
+        _check_size("w", w)
+        if dense_area_weights(H, W, h, w, x.dtype.str) is not None:
+            levels[k] = resize_area(x, h, w)  # tiny: two whole matrices, as resize_area does
+            continue
+        rows[k] = np.empty(x.shape[:-2] + (h, W), dtype=x.dtype)
+        bands += [(lo, hi, a, k, i0, i1) for i0, i1, lo, hi, a in _bands(H, h, _band(H, h, -2), x.dtype.str)]
+    bands.sort(key=lambda band: band[0])  # in the order of the image rows they read
+    pieces = [[band for band in bands if H * p <= band[0] * parts < H * (p + 1)] for p in range(parts)]
+
+    def row_passes(piece):
+        for lo, hi, a, k, i0, i1 in piece:
+            np.matmul(a, x[..., lo:hi, :], out=rows[k][..., i0:i1, :])
+
+    map_fn(row_passes, [piece for piece in pieces if piece])
+    for k, level in zip(rows, map_fn(lambda k: _resize_axis(rows[k], sizes[k][1], axis=-1), list(rows))):
+        levels[k] = level
+    return levels
 
 
 @lru_cache(maxsize=512)
