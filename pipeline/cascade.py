@@ -31,7 +31,7 @@ from .images import load_image, to_chw_float
 from .parallel import Parallel, run_in_batches
 from .proposals import normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
-from .resize import resize_area
+from .resize import resize_area_pyramid
 from .trace import Boxes, Face, Trace
 
 WINDOW = 12         # the 12-net's window, in pixels of a pyramid level
@@ -116,11 +116,12 @@ class CascadeDetector:
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         net12 = self.nets.net12
 
-        def level_map(size):
-            level = normalize(resize_area(image_chw, *size))
-            return softmax(net12.scan(level[None]))[0, 1]
+        def level_map(level):
+            return softmax(net12.scan(normalize(level)[None]))[0, 1]
 
-        maps = self.parallel.map(level_map, sizes)
+        # every level at once: the same numbers as resize_area, level by level
+        pyramid = resize_area_pyramid(image_chw, sizes, self.parallel.map, parts=self.parallel.workers)
+        maps = self.parallel.map(level_map, pyramid)
         boxes, scores, levels = [], [], []
         for k, (scale, size, prob) in enumerate(zip(trace.scales, sizes, maps)):
             b, s = heatmap_windows(prob, scale, self.thresholds[0])
