@@ -90,6 +90,7 @@ def prelu_rows_(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     alpha = alpha.astype(y.dtype, copy=False)
     per_pass = max(1, PRELU_BLOCK // max(rows.shape[1], 1))
     buffer = np.empty((min(per_pass, len(rows)), rows.shape[1]), dtype=y.dtype)
+    steep = np.flatnonzero(alpha > 1).tolist()  # rare; the max below then keeps these rows as set
     for c0 in range(0, len(rows), per_pass):
         part = rows[c0 : c0 + per_pass]
         scaled = buffer[: len(part)]
@@ -97,9 +98,9 @@ def prelu_rows_(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:
             np.multiply(part[0], alpha[c0], out=scaled[0])  # a scalar slope: NumPy's fastest loop
         else:
             np.multiply(part, alpha[c0 : c0 + per_pass, None], out=scaled)
-        for c in np.flatnonzero(alpha[c0 : c0 + per_pass] > 1):  # rare; the max below keeps them
-            np.minimum(part[c], scaled[c], out=scaled[c])
-            part[c] = scaled[c]
+        for i in [c - c0 for c in steep if c0 <= c < c0 + len(part)]:
+            np.minimum(part[i], scaled[i], out=scaled[i])
+            part[i] = scaled[i]
         np.maximum(part, scaled, out=part)
     return y
 
