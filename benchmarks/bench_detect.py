@@ -7,7 +7,10 @@ the kit, a collage of the package photos), with 1 and 2 BLAS threads, and prints
 each stage. If facenet-pytorch is importable, it times the reference MTCNN on the same images,
 in a process of its own, and prints our time / its time (the target is 0.5 or less). Separate
 processes, because in one process each library's idle worker threads (OpenBLAS's, OpenMP's)
-keep spinning on the cores for a while after a call and slow the other library down.
+keep spinning on the cores for a while after a call and slow the other library down. The two
+are timed alternately, --rounds times (each time in fresh processes), and the table gives the
+medians and the range of the rounds' ratios: this VM has slow spells of several seconds, which
+would otherwise fall on one library and not the other.
 
 It also prints, per stage, the GMAC/s its net reached (forward multiply-adds of all the stage's
 pyramid levels or crops / the stage's time) next to a plain float32 matrix multiply of the size
@@ -190,6 +193,8 @@ def large_photo_worker() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ours and the reference timed alternately this many times, each in a fresh process")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--large", action="store_true", help="also time a 6000 x 4000 photo and report peak memory")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -207,8 +212,10 @@ def main() -> None:
         return
     import numpy
 
-    print(f"numpy {numpy.__version__}, {os.cpu_count()} CPUs, median of {args.repeats} runs after a warm-up\n")
-    header = f"{'image':<40} {'threads':>7} {'faces':>5} {'ours ms':>8} {'P-Net':>7} {'R-Net':>7} {'O-Net':>7} {'ref ms':>7} {'ratio':>6}"
+    print(f"numpy {numpy.__version__}, {os.cpu_count()} CPUs, median of {args.repeats} runs after a warm-up, "
+          f"in each of {args.rounds} rounds; the medians of the rounds\n")
+    header = (f"{'image':<40} {'threads':>7} {'faces':>5} {'ours ms':>8} {'P-Net':>7} {'R-Net':>7} {'O-Net':>7} "
+              f"{'ref ms':>7} {'ratio':>6} {'rounds':>11}")
     print(header)
     print("-" * len(header))
     rows_seen = []
@@ -218,16 +225,23 @@ def main() -> None:
         run = lambda role: json.loads(subprocess.run(  # noqa: E731
             [sys.executable, __file__, role, str(threads), "--repeats", str(args.repeats)],
             env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        ours_rows, reference_times = run("--worker"), run("--reference-worker")
-        for row in ours_rows:
-            rows_seen.append(row)
-            o, ref = row["ours"], reference_times[row["image"]]
-            ref_text = f"{ref * 1e3:7.0f}" if ref else "      -"
-            ratio = f"{o['total'] / ref:6.2f}" if ref else "     -"
-            print(f"{row['image']:<40} {threads:>7} {o['faces']:>5} {o['total'] * 1e3:8.0f} "
+        # alternate the two, so that a slow spell of this shared machine falls on both
+        rounds = [(run("--worker"), run("--reference-worker")) for _ in range(max(args.rounds, 1))]
+        for i, row in enumerate(rounds[0][0]):
+            o = {key: statistics.median(r[0][i]["ours"][key] for r in rounds) for key in row["ours"]}
+            rows_seen.append({**row, "ours": o})
+            refs = [r[1][row["image"]] for r in rounds]
+            if all(refs):
+                ratios = [r[0][i]["ours"]["total"] / ref for r, ref in zip(rounds, refs)]
+                ref_text, ratio = f"{statistics.median(refs) * 1e3:7.0f}", f"{statistics.median(ratios):6.2f}"
+                spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            else:
+                ref_text, ratio, spread = "      -", "     -", "-"
+            print(f"{row['image']:<40} {threads:>7} {o['faces']:>5.0f} {o['total'] * 1e3:8.0f} "
                   f"{o['propose (P-Net)'] * 1e3:7.0f} {o['refine (R-Net)'] * 1e3:7.0f} {o['output (O-Net)'] * 1e3:7.0f} "
-                  f"{ref_text} {ratio}")
-    print("\nratio = ours / facenet-pytorch (the target is <= 0.5; '-' when facenet-pytorch is not installed)")
+                  f"{ref_text} {ratio} {spread:>11}")
+    print("\nratio = ours / facenet-pytorch, the median of the rounds' ratios, and their range (the target is")
+    print("<= 0.5; '-' when facenet-pytorch is not installed)")
     print("\nGMAC/s of each stage's net (its forward multiply-adds / the stage's time) and of a plain float32")
     print("matrix multiply the size of the net's largest layer over the whole stage (mm):")
     for row in rows_seen:
