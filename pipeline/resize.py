@@ -19,6 +19,7 @@ bit, to `resize_area` level by level).
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from functools import lru_cache
 
@@ -173,12 +174,16 @@ def resize_area_pyramid(x, sizes, map_fn=None, parts: int = 1) -> list[np.ndarra
     the same. Then each level gets its column pass as usual.
     """
     x = _check_input(x, 1, 1)
+    if isinstance(parts, bool) or not isinstance(parts, numbers.Integral) or parts < 1:
+        raise ValueError(f"parts must be an integer >= 1; got {parts!r}")
     H, W = x.shape[-2:]
     map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
-    levels, rows, bands = [None] * len(sizes), {}, []
-    for k, (h, w) in enumerate(sizes):
+    for h, w in sizes:
         _check_size("h", h)
         _check_size("w", w)
+    sizes = [(int(h), int(w)) for h, w in sizes]
+    levels, rows, bands = [None] * len(sizes), {}, []
+    for k, (h, w) in enumerate(sizes):
         if dense_area_weights(H, W, h, w, x.dtype.str) is not None:
             levels[k] = resize_area(x, h, w)  # tiny: two whole matrices, as resize_area does
             continue

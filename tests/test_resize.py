@@ -111,6 +111,10 @@ def test_a_pyramid_is_cut_into_pieces_for_the_workers():
         np.testing.assert_array_equal(level, resize_area(x, h, w))
     with pytest.raises(ValueError, match="h must be"):
         resize_area_pyramid(x, [(0, 5)])
+    with pytest.raises(ValueError, match="parts must be"):
+        resize_area_pyramid(x, sizes, parts=0)
+    whole_numbers = resize_area_pyramid(x, [(np.int64(90), 120.0)])[0]  # sizes as NumPy ints or whole floats
+    np.testing.assert_array_equal(whole_numbers, resize_area(x, 90, 120))
 
 
 def test_keeps_float32_and_leading_axes():
