@@ -219,7 +219,10 @@ def test_cache_reuses_a_batch_last_until_the_net_changes():
     assert cache(net) is not second
     third = cache(net)
     net.trunk.children["prelu1"] = PReLU(10)  # a new layer with the same weights' shapes
-    assert cache(net) is not third
+    fourth = cache(net)
+    assert fourth is not third
+    net.trunk.children["pool1"].ceil_mode = False  # a setting changed in place
+    assert cache(net) is not fourth
 
 
 def test_unknown_layers_and_heads_are_named():
