@@ -40,8 +40,8 @@ def crop_and_resize(image_chw, boxes, size: int) -> tuple[np.ndarray, np.ndarray
     channels, height, width = image_chw.shape
     windows = crop_windows(boxes, width, height)
     kept = np.flatnonzero(nonempty_windows(windows)).astype(np.int64)
-    patches = np.empty((len(kept), channels, size, size), dtype=image_chw.dtype)
     size, dtype = int(size), image_chw.dtype.str
+    patches = np.empty((len(kept), channels, size, size), dtype=image_chw.dtype)
     # one crop at a time: every crop has its own size, so they cannot be stacked
     for out_index, (x1, y1, x2, y2) in enumerate(windows[kept].tolist()):
         crop = image_chw[:, y1:y2, x1:x2]

@@ -78,3 +78,11 @@ def test_does_not_mutate_inputs(image):
 def test_rejects_bad_input(image_array, boxes, size, message):
     with pytest.raises(ValueError, match=message):
         crop_and_resize(image_array, boxes, size)
+
+
+def test_a_whole_float_size_is_taken():
+    image = np.random.default_rng(3).uniform(0, 255, (3, 40, 50)).astype(np.float32)
+    boxes = np.array([[5, 3, 25, 20]], np.float32)
+    patches, kept = crop_and_resize(image, boxes, 24.0)
+    np.testing.assert_array_equal(patches, crop_and_resize(image, boxes, 24)[0])
+
