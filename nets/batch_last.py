@@ -291,7 +291,7 @@ class BatchLast:
         for i, k in negative_first.items():  # convolution -> PReLU -> pooling at i-1, i, i+1
             conv, pool = layers[i - 1][1], layers[i + 1][1]
             if _fits_blocks(conv, pool):
-                fused = self._conv_pool2(conv, pool, arrays[i - 1], arrays[i]["alpha"], k)
+                fused = self._conv_pool2(pool, arrays[i - 1], arrays[i]["alpha"], k)
                 self.steps[i - 1 : i + 2] = [fused, _unchanged, _unchanged]
         heads = [net.children[name] for name in net.head_names]
         self.head_sizes = [head.params["b"].value.size for head in heads]
@@ -308,8 +308,9 @@ class BatchLast:
         raise TypeError(f"BatchLast: head {name!r} is a {type(head).__name__}; it runs Linear or 1x1 Conv2D heads")
 
     @staticmethod
-    def _conv_pool2(conv, pool, arrays, alpha, k):
-        """The three steps convolution -> PReLU -> 2x2/2 pooling as one (`conv_pool2_batch_last`)."""
+    def _conv_pool2(pool, arrays, alpha, k):
+        """The three steps convolution -> PReLU -> 2x2/2 pooling as one (`conv_pool2_batch_last`):
+        arrays, the convolution's (reordered) weights; alpha, the slopes; k, how many are < 0."""
         w_blocks, (KH, KW) = block_weights(arrays["w"], arrays["b"]), arrays["w"].shape[2:]
         return lambda h, flat: (conv_pool2_batch_last(h, w_blocks, KH, KW, pool.ceil_mode, alpha, k), False)
 
@@ -396,6 +397,8 @@ class BatchLastCache:
         return {"_entries": {}}
 
     def __call__(self, net) -> BatchLast:
+        """The BatchLast of ``net`` (a multi-head net, as `BatchLast` takes): the one made at the
+        last call if nothing has changed since, else a new one."""
         layers = [net, *net._descendants()]
         settings = [repr(layer) for layer in layers]  # e.g. "MaxPool2D(size=3, stride=2, ceil_mode=True)"
         weights = [param.value for _, param in net.named_parameters()]
