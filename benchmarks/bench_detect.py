@@ -103,17 +103,15 @@ def matmul_gmacs(F: int, CKK: int, columns: int, repeats: int) -> float:
 
 
 def time_ours(image: np.ndarray, repeats: int, threads: int) -> dict[str, float]:
-    from pipeline.images import to_chw_float
     from pipeline.mtcnn import MTCNNDetector, Trace
 
     det = MTCNNDetector(workers=threads)
     result = {}
     # the stages one at a time, exactly as detect() chains them
-    chw = to_chw_float(image)
     stages = {"propose (P-Net)": [], "refine (R-Net)": [], "output (O-Net)": []}
     for _ in range(repeats):
         trace = Trace(image=image)
-        with det.parallel.session():
+        with det.session(image) as chw:
             t0 = time.perf_counter()
             boxes = det.propose(chw, trace)
             t1 = time.perf_counter()

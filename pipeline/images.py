@@ -144,12 +144,13 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     return np.array(rgb, dtype=np.uint8, order="C")
 
 
-def to_chw_float(image) -> np.ndarray:
+def to_chw_float(image, out: np.ndarray | None = None) -> np.ndarray:
     """Channels-first float copy of an RGB image, without normalization.
 
-    image: (H, W, 3) uint8 RGB, e.g. from `load_image`.
-    Returns (3, H, W) float32, C-contiguous, values 0..255. The nets' input normalization
-    (x - 127.5) / 128 is applied later, after resizing, as in the reference.
+    image: (H, W, 3) uint8 RGB, e.g. from `load_image`; out: optional (3, H, W) float32
+    C-contiguous array to write into (e.g. memory shared with helper processes).
+    Returns (3, H, W) float32, C-contiguous, values 0..255 (``out`` when given). The nets'
+    input normalization (x - 127.5) / 128 is applied later, after resizing, as in the reference.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -157,7 +158,14 @@ def to_chw_float(image) -> np.ndarray:
             "image must be (H, W, 3) uint8 RGB (see load_image); "
             f"got shape {image.shape}, dtype {image.dtype}"
         )
-    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    if out is None:
+        return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    expected = (3, *image.shape[:2])
+    if out.shape != expected or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {expected}; "
+                         f"got shape {out.shape}, dtype {out.dtype}")
+    np.copyto(out, image.transpose(2, 0, 1))
+    return out
 
 
 def _is_image_file(entry: Path) -> bool:

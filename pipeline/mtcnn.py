@@ -21,6 +21,7 @@ thresholds 0.6 (P-Net, cells with p >= 0.6 kept), 0.7 (R-Net, p > 0.7) and 0.7 (
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from nets.mtcnn_weights import RELEASED_THRESHOLDS
 
 from .boxes import apply_regression, make_square, nms
 from .images import load_image, to_chw_float
-from .parallel import Parallel, crop_and_score
+from .parallel import Parallel, crop_and_score, join_scores, split_by_weight, split_evenly
 from . import arguments
 from .proposals import heatmap_to_boxes, normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
@@ -127,12 +128,11 @@ class MTCNNDetector:
             trace.notes.append(no_level_note(H, W, self.min_face_size))
         boxes, scores, offsets = [], [], []
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
-        # every level at once: the same numbers as resize_area, level by level (see its doc)
-        levels = resize_area_pyramid(image_chw, sizes, self.parallel.map, parts=self.parallel.workers)
-        levels = self.parallel.map(normalize, levels)
-        # BatchLast: the same net, run in a memory layout that is faster for inference
-        maps = pnet_pyramid_maps(self._batch_last(self.pnet), levels, map_fn=self.parallel.map)
-        for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, maps):
+        # each worker resizes and scans a share of the levels, of about equal areas
+        shares = split_by_weight([h * w for h, w in sizes], self.parallel.workers)
+        parts = self.parallel.run(_scan_levels, self, [(image_chw, [sizes[i] for i in share]) for share in shares])
+        maps = dict(zip([i for share in shares for i in share], [m for part in parts for m in part]))
+        for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, (maps[i] for i in range(len(sizes)))):
             b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0], exact=self.exact)
             keep = self._nms(b, s, NMS_WITHIN_LEVEL)
             trace.level_sizes.append(size)
@@ -157,17 +157,20 @@ class MTCNNDetector:
         trace.pnet_output = out
         return out
 
-    def _score_crops(self, net, image_chw, candidates: Boxes, size: int):
-        """Crop, normalize and run a net; returns (boxes, probs, outputs) for the crops made."""
-        # BatchLast: the same net, run in a memory layout that is faster for inference
-        kept, out = crop_and_score(self._batch_last(net), image_chw, candidates.boxes, size, self.parallel)
+    def _score_crops(self, net_name: str, image_chw, candidates: Boxes, size: int):
+        """Crop, normalize and run a net ("rnet" or "onet"); returns (boxes, probs, outputs) for
+        the crops made."""
+        # each worker crops and scores a share of the boxes
+        chunks = split_evenly(len(candidates), self.parallel.workers)
+        parts = self.parallel.run(_score_boxes, self, [(image_chw, net_name, candidates.boxes[c], size) for c in chunks])
+        kept, out = join_scores([chunk.start for chunk in chunks], parts)
         if not out:
             return candidates.boxes[:0], np.zeros(0, np.float32), {}
         return candidates.boxes[kept], softmax(out["face"])[:, 1], out
 
     def refine(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace) -> Boxes:
         """Stage 2: R-Net on 24x24 crops. Returns square boxes for O-Net."""
-        boxes, probs, out = self._score_crops(self.rnet, image_chw, candidates, RNET_SIZE)
+        boxes, probs, out = self._score_crops("rnet", image_chw, candidates, RNET_SIZE)
         trace.rnet_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[1]
         trace.rnet_passed_mask = passed
@@ -183,7 +186,7 @@ class MTCNNDetector:
 
     def output(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace):
         """Stage 3: O-Net on 48x48 crops. Returns final Boxes and landmarks (K, 5, 2)."""
-        boxes, probs, out = self._score_crops(self.onet, image_chw, candidates, ONET_SIZE)
+        boxes, probs, out = self._score_crops("onet", image_chw, candidates, ONET_SIZE)
         trace.onet_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[2]
         trace.onet_passed_mask = passed
@@ -200,6 +203,21 @@ class MTCNNDetector:
         return result, landmarks[keep]
 
     # ------------------------------------------------------------------ public API
+    @contextmanager
+    def session(self, rgb: np.ndarray):
+        """The workers ready for one image: yields it as the (3, H, W) float32 array (0..255)
+        that `propose`, `refine` and `output` take. rgb: (H, W, 3) uint8, e.g. from `load_image`.
+
+        Inside, the stages share their work among the workers (`pipeline.parallel`): with
+        several, each stage gives shares to helper processes that read the image from memory
+        they share with this process. Outside a session the stages run in this process alone.
+        """
+        # BatchLast: the same nets, run in a memory layout that is faster for inference; the
+        # helper processes (`pipeline.helpers`) are forked again when these change
+        fast_nets = [self._batch_last(net) for net in (self.pnet, self.rnet, self.onet)]
+        with self.parallel.session(self, key=fast_nets, shared_bytes=4 * np.asarray(rgb).size):
+            yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+
     def detect(self, image, trace: bool = False):
         """Find faces.
 
@@ -213,8 +231,7 @@ class MTCNNDetector:
         """
         rgb = load_image(image)
         record = Trace(image=rgb)
-        image_chw = to_chw_float(rgb)
-        with self.parallel.session():
+        with self.session(rgb) as image_chw:
             candidates = self.propose(image_chw, record)
             if len(candidates):
                 candidates = self.refine(image_chw, candidates, record)
@@ -228,6 +245,20 @@ class MTCNNDetector:
         faces = [Face(final.boxes[i].astype(np.float64), float(final.scores[i]),
                       landmarks[i].astype(np.float64)) for i in order]
         return (faces, record) if trace else faces
+
+
+def _scan_levels(detector: MTCNNDetector, image_chw: np.ndarray, sizes) -> list:
+    """A worker's share of stage 1: the P-Net maps (prob (OH, OW), offsets (4, OH, OW)) of the
+    pyramid levels of these sizes [(h, w), ...] of image_chw (3, H, W) float32 0..255."""
+    # every level at once: the same numbers as resize_area, level by level (see its doc)
+    levels = [normalize(level) for level in resize_area_pyramid(image_chw, sizes)]
+    return pnet_pyramid_maps(detector._batch_last(detector.pnet), levels)
+
+
+def _score_boxes(detector: MTCNNDetector, image_chw: np.ndarray, net_name: str, boxes: np.ndarray, size: int):
+    """A worker's share of stages 2 and 3: `crop_and_score` of boxes (K, 4) in pixels of
+    image_chw (3, H, W) with the detector's "rnet" or "onet"."""
+    return crop_and_score(detector._batch_last(getattr(detector, net_name)), image_chw, boxes, size)
 
 
 def decode_landmarks(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -2,17 +2,22 @@
 
 The nets are limited by memory traffic more than by arithmetic, and their matrix multiplies
 are small: BLAS threads mostly wait for each other, and the elementwise passes (PReLU,
-pooling, im2col copies) use one core. So during a detection BLAS runs single-threaded and we
-run independent pieces in Python threads instead; NumPy releases the GIL inside its loops and
-BLAS calls, so two pieces really run at once. How much that gains depends on the machine: on
-the 2-core VM this project is measured on, two matrix multiplies at once each run about 1.45x
-slower than one alone, and the group photo's detection is 1.4-1.45x faster on two threads
-(`benchmarks/bench_detect.py`).
+pooling, im2col copies) use one core. So during a detection BLAS runs single-threaded and the
+work is cut into independent pieces instead, in one of two ways:
+
+* ``run(fn, owner, shares)``: one share per worker, each in its own *process* (`pipeline.helpers`:
+  forked helpers, and the image in memory they share). The MTCNN detector splits every stage
+  this way. Processes do not take turns at Python's interpreter lock, which threads do at
+  every small NumPy call: on 2 cores, the group photo's detection is about 1.9x faster on two
+  workers, where threads gave 1.4x (`benchmarks/bench_detect.py`).
+* ``map(fn, items)``: items on a pool of *threads*; fn may be any function (a closure too).
+  The Cascade-CNN detector uses it, and ``run`` falls back to it where fork is missing.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +27,7 @@ import numpy as np
 from layers.memory import settle_thresholds
 
 from .crops import crop_and_resize
+from .helpers import Helpers, can_fork
 from .proposals import normalize
 
 BATCH = 256  # crops per net forward pass at most, to bound memory
@@ -35,13 +41,15 @@ def available_cpus() -> int:
 
 
 class Parallel:
-    """``map(fn, items)`` on ``workers`` threads inside a ``session()``; serial outside one.
+    """``workers`` threads for ``map`` or processes for ``run`` inside a ``session()``; serial
+    outside one.
 
     One session at a time: a detector that uses it is not meant to be shared between threads
-    that detect at the same moment (give each thread its own detector). The threads are made
-    at the first session and kept for the next ones (starting and joining two threads for
-    every photo cost 3-6 ms of a 50 ms detection); they wait, using no CPU, between sessions,
-    and end with the Parallel. A process forked after a session makes its own.
+    that detect at the same moment (give each thread its own detector). Threads and helper
+    processes are made at the first session that needs them and kept for the next ones
+    (starting and joining two threads for every photo cost 3-6 ms of a 50 ms detection); they
+    wait, using no CPU, between sessions, and end with the Parallel. A process forked after a
+    session makes its own.
     """
 
     def __init__(self, workers: int | None = None):
@@ -52,11 +60,13 @@ class Parallel:
         self._pool = None
         self._controller = None
         self._threads = None  # (ThreadPoolExecutor, pid of the process that made it)
+        self._helpers = None  # pipeline.helpers.Helpers, once a session asked for them
+        self._owner = None  # the object the helpers are forks of, during a session that has them
 
     def __getstate__(self):
         """Pickled (e.g. with a detector sent to another process) without its threads and
         BLAS handle; the copy makes its own at its first session."""
-        return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None}
+        return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None, "_owner": None}
 
     def _executor(self) -> ThreadPoolExecutor:
         """This process's thread pool (a forked child inherits the object, not the threads)."""
@@ -67,9 +77,15 @@ class Parallel:
         return self._threads[0]
 
     @contextmanager
-    def session(self):
+    def session(self, owner=None, key=(), shared_bytes: int = 0):
         """Single-threaded BLAS, glibc's malloc thresholds settled (`layers.memory`) and, with
-        several workers, the thread pool for ``map``."""
+        several workers, the thread pool for ``map``.
+
+        With an ``owner`` (the detector) and several workers, also helper processes for
+        ``run``: forks of this process with the owner as it is now, made again when ``key``
+        (objects compared by identity) changes, with at least ``shared_bytes`` of shared
+        memory for ``shared_array``.
+        """
         from threadpoolctl import ThreadpoolController
 
         settle_thresholds()
@@ -80,10 +96,45 @@ class Parallel:
                 yield self
                 return
             self._pool = self._executor()
+            if owner is not None and self._start_helpers(owner, key, shared_bytes):
+                self._owner = owner
             try:
                 yield self
             finally:
-                self._pool = None
+                self._pool, self._owner = None, None
+
+    def _start_helpers(self, owner, key, shared_bytes) -> bool:
+        """Whether helper processes are ready for ``owner`` (False where fork is missing or
+        failed; ``run`` then uses the threads)."""
+        if not can_fork():
+            return False
+        if self._helpers is None:
+            self._helpers = Helpers(self.workers - 1)
+        try:
+            self._helpers.start(owner, key, shared_bytes)
+        except OSError as error:  # e.g. no memory for the fork
+            warnings.warn(f"no helper processes ({error}); the detector runs on threads", RuntimeWarning, stacklevel=3)
+            self._helpers.close()
+            return False
+        return True
+
+    def shared_array(self, shape, dtype) -> np.ndarray:
+        """An empty array (shape, dtype) that the helper processes of this session see without a
+        copy when it is passed to ``run`` (a plain array when there are none). It holds until the
+        next call."""
+        if self._owner is not None:
+            return self._helpers.shared_array(shape, dtype)
+        return np.empty(shape, dtype)
+
+    def run(self, fn, owner, shares) -> list:
+        """[fn(owner, *share) for share in shares], at most ``workers`` shares, concurrently
+        inside a session: in the helper processes when the session has them for this owner
+        (fn then must be a module-level function, sent by name, and the shares and results
+        picklable), else on the threads."""
+        shares = list(shares)
+        if self._owner is not None and self._owner is owner:
+            return self._helpers.run(fn, owner, shares)
+        return self.map(lambda share: fn(owner, *share), shares)
 
     def map(self, fn, items) -> list:
         """[fn(item) for item in items], in order; concurrently inside a session."""
@@ -132,10 +183,41 @@ def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, par
 
     def score(start):
         patches, kept = crop_and_resize(image_chw, boxes[start : start + step], size)
-        return kept + start, (net.forward(normalize(patches)) if len(kept) else None)
+        return kept, (net.forward(normalize(patches)) if len(kept) else {})
 
     starts = range(0, len(boxes), step)
     parts = parallel.map(score, starts) if parallel is not None else [score(start) for start in starts]
-    kept = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, np.int64)
-    outputs = [out for _, out in parts if out is not None]
-    return kept, (_concatenate(outputs) if outputs else {})
+    return join_scores(starts, parts)
+
+
+def join_scores(starts, parts) -> tuple[np.ndarray, dict]:
+    """The (kept, outputs) of `crop_and_score` on consecutive chunks of boxes, the chunks
+    starting at box indices ``starts``, as one (kept (M,) int64, outputs) for all the boxes."""
+    parts = list(parts)
+    kept = np.concatenate([k + start for start, (k, _) in zip(starts, parts)]) if parts else np.zeros(0, np.int64)
+    outputs = [out for _, out in parts if out]
+    return kept.astype(np.int64, copy=False), (_concatenate(outputs) if outputs else {})
+
+
+# ---------------------------------------------------------------- shares for the workers
+
+
+def split_evenly(count: int, parts: int) -> list[range]:
+    """range(count) cut into at most ``parts`` consecutive ranges of sizes differing by at most
+    one (no empty ones)."""
+    parts = max(1, min(parts, count))
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def split_by_weight(weights, parts: int) -> list[list[int]]:
+    """The indices of ``weights`` in at most ``parts`` groups of about equal total weight: the
+    heaviest first, each into the lightest group so far. Each group in increasing order; no
+    empty groups. (A pyramid's level areas shrink by half from level to level, so on two
+    workers the largest level makes one share and all the others the second.)"""
+    groups, totals = [[] for _ in range(max(1, parts))], [0.0] * max(1, parts)
+    for index in sorted(range(len(weights)), key=lambda i: -weights[i]):
+        lightest = totals.index(min(totals))
+        groups[lightest].append(index)
+        totals[lightest] += weights[index]
+    return [sorted(group) for group in groups if group]
