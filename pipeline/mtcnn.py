@@ -37,7 +37,7 @@ from . import arguments
 from .proposals import heatmap_to_boxes, normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area_pyramid
-from .strips import pnet_pyramid_maps
+from .strips import level_work, pnet_pyramid_maps
 from .trace import Boxes, Face, Trace
 
 DEFAULT_THRESHOLDS = RELEASED_THRESHOLDS  # face probability to pass P-Net, R-Net, O-Net (0.6, 0.7, 0.7)
@@ -128,8 +128,8 @@ class MTCNNDetector:
             trace.notes.append(no_level_note(H, W, self.min_face_size))
         boxes, scores, offsets = [], [], []
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
-        # each worker resizes and scans a share of the levels, of about equal areas
-        shares = split_by_weight([h * w for h, w in sizes], self.parallel.workers)
+        # each worker resizes and scans a share of the levels, about equal in work
+        shares = split_by_weight([level_work(h, w) for h, w in sizes], self.parallel.workers)
         parts = self.parallel.run(_scan_levels, self, [(image_chw, [sizes[i] for i in share]) for share in shares])
         maps = dict(zip([i for share in shares for i in share], [m for part in parts for m in part]))
         for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, (maps[i] for i in range(len(sizes)))):
