@@ -61,6 +61,12 @@ def union_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.nda
     return nms(shrunk, scores, threshold)
 
 
+def iou_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, exact: bool) -> np.ndarray:
+    """IoU NMS as the released weights' conventions measure it (`union_nms`), or plainly
+    (`pipeline.boxes.nms`) for nets trained here on exact windows; returns kept indices."""
+    return nms(boxes, scores, threshold) if exact else union_nms(boxes, scores, threshold)
+
+
 class MTCNNDetector:
     """Face detector with MTCNN's three nets: the released weights (default) or those trained
     here from scratch.
@@ -111,7 +117,7 @@ class MTCNNDetector:
 
     def _nms(self, boxes, scores, threshold):
         """IoU NMS: measured as the reference does (`union_nms`) or, with exact conventions, plainly."""
-        return nms(boxes, scores, threshold) if self.exact else union_nms(boxes, scores, threshold)
+        return iou_nms(boxes, scores, threshold, self.exact)
 
     def __repr__(self) -> str:
         thresholds = tuple(round(t, 4) for t in self.thresholds)
@@ -130,11 +136,11 @@ class MTCNNDetector:
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         # each worker resizes and scans a share of the levels, about equal in work
         shares = split_by_weight([level_work(h, w) for h, w in sizes], self.parallel.workers)
-        parts = self.parallel.run(_scan_levels, self, [(image_chw, [sizes[i] for i in share]) for share in shares])
-        maps = dict(zip([i for share in shares for i in share], [m for part in parts for m in part]))
-        for scale, size, (prob, level_offsets) in zip(trace.scales, sizes, (maps[i] for i in range(len(sizes)))):
-            b, s, o = heatmap_to_boxes(prob, level_offsets, scale, self.thresholds[0], exact=self.exact)
-            keep = self._nms(b, s, NMS_WITHIN_LEVEL)
+        parts = self.parallel.run(_scan_levels, self, [
+            (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0], self.exact)
+            for share in shares])
+        found = dict(zip([i for share in shares for i in share], [level for part in parts for level in part]))
+        for size, (prob, b, s, o, keep) in zip(sizes, (found[i] for i in range(len(sizes)))):
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
@@ -247,12 +253,20 @@ class MTCNNDetector:
         return (faces, record) if trace else faces
 
 
-def _scan_levels(detector: MTCNNDetector, image_chw: np.ndarray, sizes) -> list:
-    """A worker's share of stage 1: the P-Net maps (prob (OH, OW), offsets (4, OH, OW)) of the
-    pyramid levels of these sizes [(h, w), ...] of image_chw (3, H, W) float32 0..255."""
+def _scan_levels(detector: MTCNNDetector, image_chw: np.ndarray, scales, sizes, threshold: float, exact: bool) -> list:
+    """A worker's share of stage 1, for the pyramid levels of these scales and sizes [(h, w)]
+    of image_chw (3, H, W) float32 0..255: per level, P-Net's face map (OH, OW), its
+    candidates (boxes (K, 4) in image pixels, scores (K,), offsets (K, 4)) and which of them
+    NMS within the level keeps. (The detector here may be a helper's copy from when it
+    started: its nets are current, its other settings come as arguments.)"""
     # every level at once: the same numbers as resize_area, level by level (see its doc)
     levels = [normalize(level) for level in resize_area_pyramid(image_chw, sizes)]
-    return pnet_pyramid_maps(detector._batch_last(detector.pnet), levels)
+    found = []
+    for scale, (prob, offsets) in zip(scales, pnet_pyramid_maps(detector._batch_last(detector.pnet), levels)):
+        boxes, scores, level_offsets = heatmap_to_boxes(prob, offsets, scale, threshold, exact=exact)
+        keep = iou_nms(boxes, scores, NMS_WITHIN_LEVEL, exact)
+        found.append((prob, boxes, scores, level_offsets, keep))
+    return found
 
 
 def _score_boxes(detector: MTCNNDetector, image_chw: np.ndarray, net_name: str, boxes: np.ndarray, size: int):
