@@ -36,17 +36,15 @@ where each replica draws its own masks from generators spawned from the net's.
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 import signal
-import sys
 import traceback
-import warnings
 from contextlib import suppress
 
 import numpy as np
 
 from . import batch_chunks
+from .forks import fork_context, start_forked
 from .modules import _NO_FORWARD_YET, Module, Parameter, dropout_layers
 
 PARTS = 2  # replicas per step, on any machine, so that a run's numbers do not depend on the cores
@@ -161,30 +159,6 @@ def _worker(conn, replica_net, summed, values, grads, batch, dtype, cpu) -> None
             conn.send(("error", (repr(error), traceback.format_exc())))
 
 
-def _fork_context():
-    """multiprocessing's "fork" start method on Linux, else None (the replicas then run here).
-
-    A forked worker starts as a copy of this process: the net is not pickled, and the user's
-    script is not run again, which the other start methods ("spawn", "forkserver") do, and
-    which breaks any script that trains at its top level without an ``if __name__ ==
-    "__main__":`` guard (the tutorials do). On macOS a fork is unsafe with the system's BLAS,
-    so there the parts run one after the other instead."""
-    if multiprocessing.current_process().daemon:
-        return None  # a daemonic process may not start processes of its own
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return None
-
-
-def _start(process) -> None:
-    """Start a forked worker. Python 3.12+ warns about forking a process that has threads; ours
-    (the layers' thread pool, BLAS's, a progress bar's) are idle and the child never uses them:
-    it runs NumPy and BLAS on one thread (`_worker`), and OpenBLAS resets its own pool on a fork."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning)
-        process.start()
-
-
 class Replicas:
     """`PARTS` replicas of ``net`` that run the parts of each batch at once: the first here,
     the others in worker processes on Linux when `layers.batch_chunks.get_threads` allows two
@@ -215,7 +189,7 @@ class Replicas:
         dropout_rngs = [layer.rng.spawn(count) for layer in dropout_layers(net)]
         copies = [replicate(net, [rngs[i] for rngs in dropout_rngs]) for i in range(count)]  # the modes as now
         sizes = (sum(p.value.size for p in self.params), sum(p.value.size for p in self.targets))
-        self._context = _fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
+        self._context = fork_context() if count > 1 and batch_chunks.get_threads() > 1 else None
         if self._context is not None:  # shared memory, for the workers
             raw = lambda size: self._context.RawArray(np.ctypeslib.as_ctypes_type(dtype), max(1, size))  # noqa: E731
             self._values_raw, self._grads_raw = raw(sizes[0]), [raw(sizes[1]) for _ in range(count)]
@@ -245,7 +219,7 @@ class Replicas:
                 target=_worker, daemon=True, name=f"replica-{i}",
                 args=(theirs, replica_net, self._summed, self._values_raw, self._grads_raw[i], self._batch_raw,
                       self._dtype, cpus[i % len(cpus)] if len(cpus) > 1 else None))
-            _start(process)
+            start_forked(process)
             theirs.close()
             self._workers.append((process, mine))
         self._unstarted = []

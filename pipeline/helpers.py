@@ -19,12 +19,14 @@ go through pipes.
 A helper is a fork of this process at the moment it started: it has the detector, its nets
 and their weights as they were then. The detector passes a *key* (its nets' inference copies,
 `nets.batch_last.BatchLastCache`, which change when the weights change), and a different key
-starts new helpers. So do a larger image than the shared memory holds, a process forked from
-this one (it must not talk on its parent's pipes), and an interrupted share (its answer would
-be out of step). Starting two helpers costs a few milliseconds.
+starts new helpers; everything else a share needs (thresholds, conventions) comes with the
+share. A larger image than the shared memory holds also starts new helpers, and so do a
+process forked from this one (it must not talk on its parent's pipes) and an interrupted share
+(its answer would be out of step). Starting a helper costs a few milliseconds; each has the
+memory of its own arrays (on a 6000 x 4000 photo, about as much as this process).
 
-`Helpers` needs ``fork`` (Linux, macOS); `pipeline.parallel.Parallel` uses threads where it is
-missing or not allowed (inside a daemonic process, e.g. a multiprocessing pool's worker).
+Helpers are forks (`layers.forks`: Linux only, and not from inside a daemonic process such as
+a multiprocessing pool's worker); elsewhere `pipeline.parallel.Parallel` uses threads.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layers.forks import fork_context, start_forked
+
 MIN_SHARED_BYTES = 16 << 20  # the shared memory's smallest size; it grows by re-starting the helpers
 
 # This process's ends of every helper's pipe. A fork copies them all, and a helper sees the end
@@ -48,11 +52,9 @@ _PARENT_ENDS = weakref.WeakSet()
 
 
 def can_fork() -> bool:
-    """Whether this process may start helpers: fork exists and this is not a daemonic
-    multiprocessing worker (those may not have children)."""
-    import multiprocessing
-
-    return hasattr(os, "fork") and not multiprocessing.current_process().daemon
+    """Whether this process may start helpers (`layers.forks.fork_context`: on Linux, outside a
+    daemonic multiprocessing worker)."""
+    return fork_context() is not None
 
 
 @dataclass(frozen=True)
@@ -127,21 +129,21 @@ class Helpers:
     def start(self, owner, key=(), shared_bytes: int = 0) -> None:
         """Helpers that are forks of this process with ``owner`` as it is now (its key:
         objects compared by identity) and shared memory of at least ``shared_bytes``."""
-        import multiprocessing
-
         key = tuple(key)
         if self._fresh(owner, key, shared_bytes):
             return
         self.close()
         size = max(MIN_SHARED_BYTES, 1 << max(0, int(shared_bytes) - 1).bit_length())
         self._memory = mmap.mmap(-1, size)  # anonymous and shared: forks see the same pages
-        context = multiprocessing.get_context("fork")
+        context = fork_context()
+        if context is None:
+            raise OSError("helper processes need fork (Linux), outside a daemonic process")
         for number in range(1, self.count + 1):
             mine, theirs = context.Pipe()
             _PARENT_ENDS.add(mine)
             process = context.Process(target=_serve, args=(theirs, owner, self._memory),
                                       name=f"facecascade-helper-{number}", daemon=True)
-            process.start()
+            start_forked(process)
             theirs.close()
             self._processes.append((process, mine))
         self._state = (os.getpid(), weakref.ref(owner), key)

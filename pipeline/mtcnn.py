@@ -79,8 +79,9 @@ class MTCNNDetector:
     of a training run's ``mtcnn_*.npz`` files (`nets.load_mtcnn`); nets: (pnet, rnet, onet) to
     use instead (they are used, not copied: each ``detect`` sees their current weights, through
     `nets.batch_last.BatchLastCache`, and never changes their modes or caches);
-    workers: threads for the pyramid levels and crop batches (default: the CPUs available;
-    see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the
+    workers: how many processes share each stage's work, pyramid levels and crops: this one
+    and forked helpers (default: the CPUs available, at most four; threads where fork is
+    missing; see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the
     released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
     "exact" drops them, for nets trained here on exact windows (default: the weights' own;
     "released" for ``nets``).
@@ -216,7 +217,8 @@ class MTCNNDetector:
 
         Inside, the stages share their work among the workers (`pipeline.parallel`): with
         several, each stage gives shares to helper processes that read the image from memory
-        they share with this process. Outside a session the stages run in this process alone.
+        they share with this process. They have the nets as they were when the session began.
+        Outside a session the stages run in this process alone.
         """
         # BatchLast: the same nets, run in a memory layout that is faster for inference; the
         # helper processes (`pipeline.helpers`) are forked again when these change

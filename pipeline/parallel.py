@@ -31,6 +31,10 @@ from .helpers import Helpers, can_fork
 from .proposals import normalize
 
 BATCH = 256  # crops per net forward pass at most, to bound memory
+# Workers when none are asked for: the CPUs, but at most this many. Each helper process costs
+# memory of its own and a fork, and stage 1 has only about a dozen pyramid levels to share, the
+# largest about half the work. (Measured on two cores only: beyond two, a guess.)
+DEFAULT_MAX_WORKERS = 4
 
 
 def available_cpus() -> int:
@@ -53,7 +57,7 @@ class Parallel:
     """
 
     def __init__(self, workers: int | None = None):
-        workers = available_cpus() if workers is None else workers
+        workers = min(available_cpus(), DEFAULT_MAX_WORKERS) if workers is None else workers
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
@@ -67,6 +71,11 @@ class Parallel:
         """Pickled (e.g. with a detector sent to another process) without its threads and
         BLAS handle; the copy makes its own at its first session."""
         return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None, "_owner": None}
+
+    def close(self) -> None:
+        """End the helper processes now (the next session that needs them starts new ones)."""
+        if self._helpers is not None:
+            self._helpers.close()
 
     def _executor(self) -> ThreadPoolExecutor:
         """This process's thread pool (a forked child inherits the object, not the threads)."""

@@ -175,11 +175,13 @@ def test_the_callers_nets_keep_their_mode_and_can_still_learn(astronaut):
     assert not nets[2].training and nets[2].keep_cache  # eval mode is kept too
 
 
-def test_a_detector_sees_changes_to_the_nets_it_was_given(astronaut):
-    """The detector keeps its nets in a faster layout between photos (BatchLastCache), but a
-    change to their weights shows in the next detection."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_detector_sees_changes_to_the_nets_it_was_given(astronaut, workers):
+    """The detector keeps its nets in a faster layout between photos (BatchLastCache), and its
+    helper processes are forks with the nets of their day, but a change to the weights shows
+    in the next detection."""
     nets = pretrained_mtcnn()
-    detector = MTCNNDetector(nets=nets, workers=1)
+    detector = MTCNNDetector(nets=nets, workers=workers)
     image = astronaut[:200, 150:350]
     assert len(detector.detect(image)) == 1
     face_bias = nets[2].children["face"].params["b"].value
@@ -188,6 +190,29 @@ def test_a_detector_sees_changes_to_the_nets_it_was_given(astronaut):
     assert detector.detect(image) == []
     face_bias[...] = saved
     assert len(detector.detect(image)) == 1
+
+
+def test_two_workers_see_changed_settings_and_give_the_traces_of_one(astronaut):
+    """The helper processes start as copies of the detector; settings changed afterwards
+    (thresholds, conventions) must still reach every share of the work. Stage 1 computes each
+    pyramid level whole in one worker, so its results are the same bit for bit; R-Net and O-Net
+    see their crops in other batches, which BLAS may sum in another order (float32 rounding)."""
+    image = astronaut[:300, 100:400]
+    one, two = MTCNNDetector(workers=1), MTCNNDetector(workers=2)
+    for settings in [{}, {"thresholds": (0.9, 0.7, 0.7)}, {"thresholds": (0.6, 0.7, 0.7), "exact": True}]:
+        for detector in (one, two):
+            for name, value in settings.items():
+                setattr(detector, name, value)
+        (faces1, trace1), (faces2, trace2) = one.detect(image, trace=True), two.detect(image, trace=True)
+        stage1 = [(a, b) for name in ("level_candidates", "level_after_nms")
+                  for a, b in zip(getattr(trace1, name), getattr(trace2, name))]
+        for a, b in stage1 + [(trace1.pnet_output, trace2.pnet_output)]:
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+            np.testing.assert_array_equal(a.scores, b.scores)
+        assert len(faces1) == len(faces2) == 1
+        np.testing.assert_allclose(faces1[0].box, faces2[0].box, rtol=1e-5)
+        np.testing.assert_allclose(faces1[0].landmarks, faces2[0].landmarks, rtol=1e-5)
+    assert two.parallel._helpers is not None  # the shares did run in a helper
 
 
 def test_a_detector_that_has_detected_can_be_pickled(astronaut):
