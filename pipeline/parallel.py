@@ -8,8 +8,9 @@ work is cut into independent pieces instead, in one of two ways:
 * ``run(fn, owner, shares)``: one share per worker, each in its own *process* (`pipeline.helpers`:
   forked helpers, and the image in memory they share). The MTCNN detector splits every stage
   this way. Processes do not take turns at Python's interpreter lock, which threads do at
-  every small NumPy call: on 2 cores, the group photo's detection is about 1.9x faster on two
-  workers, where threads gave 1.4x (`benchmarks/bench_detect.py`).
+  every small NumPy call: on 2 cores the detection is 1.7-2.0x faster on two workers, where
+  threads gave 1.4x on a 1280 x 886 group photo and 1.1-1.2x on a 512 x 512 portrait
+  (`benchmarks/bench_detect.py`).
 * ``map(fn, items)``: items on a pool of *threads*; fn may be any function (a closure too).
   The Cascade-CNN detector uses it, and ``run`` falls back to it where fork is missing.
 """
