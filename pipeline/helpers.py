@@ -46,9 +46,20 @@ from layers.forks import fork_context, start_forked
 MIN_SHARED_BYTES = 16 << 20  # the shared memory's smallest size; it grows by re-starting the helpers
 
 # This process's ends of every helper's pipe. A fork copies them all, and a helper sees the end
-# of its pipe only when every copy of the other end is closed: so each new helper closes its
-# copies first, or earlier helpers (of any detector) would wait for it to end before they do.
+# of its pipe only when every copy of the other end is closed: so every process forked from this
+# one closes its copies at once (a new helper, or any other fork), or the helpers would wait for
+# it to end before they do.
 _PARENT_ENDS = weakref.WeakSet()
+
+
+def _close_parent_ends() -> None:
+    for connection in list(_PARENT_ENDS):
+        connection.close()
+    _PARENT_ENDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_parent_ends)
 
 
 def can_fork() -> bool:
@@ -68,8 +79,6 @@ class _InShared:
 def _serve(connection, owner, shared: mmap.mmap) -> None:
     """A helper's life: receive (fn, args), answer (True, fn(owner, *args)) or (False, error),
     until the parent's end of the pipe closes."""
-    for other in list(_PARENT_ENDS):  # copies made by the fork, its own pipe's other end too
-        other.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     while True:
         try:

@@ -7,6 +7,7 @@ import gc
 import os
 import pickle
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -220,3 +221,21 @@ def test_shares_split_evenly_and_by_weight():
     for parts in (2, 3, 5):
         groups = split_by_weight(areas, parts)
         assert sorted(i for group in groups for i in group) == list(range(8))
+
+
+def test_helpers_end_promptly_while_another_fork_of_this_process_lives():
+    """Every fork closes its copies of the helpers' pipes (os.register_at_fork), so a helper
+    sees its pipe close when this process closes it, not when the last fork has ended."""
+    import multiprocessing
+
+    helpers, owner = Helpers(1), Owner(0)
+    helpers.start(owner)
+    other = multiprocessing.get_context("fork").Process(target=time.sleep, args=(20,), daemon=True)
+    other.start()
+    try:
+        start = time.perf_counter()
+        helpers.close()
+        assert time.perf_counter() - start < 3  # close() would wait 5 s, then kill
+    finally:
+        other.kill()
+        other.join()
