@@ -307,13 +307,13 @@ def proposed_windows(detector, photo: np.ndarray, stage: int) -> np.ndarray:
     """The square windows a partly trained MTCNN passes on: P-Net's output (stage 1) or
     R-Net's (stage 2). detector: an `MTCNNDetector` with those nets trained; photo: (H, W, 3)
     uint8. Returns (K, 4) float64 squares x1, y1, x2, y2 in pixels."""
-    from .images import to_chw_float
     from .trace import Trace
 
-    chw, trace = to_chw_float(photo), Trace(image=photo)
-    found = detector.propose(chw, trace)
-    if stage >= 2 and len(found):
-        found = detector.refine(chw, found, trace)
+    trace = Trace(image=photo)
+    with detector.session(photo) as chw:  # the stages shared among the detector's workers
+        found = detector.propose(chw, trace)
+        if stage >= 2 and len(found):
+            found = detector.refine(chw, found, trace)
     return np.asarray(found.boxes, np.float64).reshape(-1, 4)
 
 
@@ -362,8 +362,7 @@ def build_mined_samples(net: str, split: str, data_dir, counts: MTCNNSampleCount
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 3])
     faces, photos = _faces_and_photos(data_dir, split, counts)
     share = gray_share(negative_photos(data_dir, "train"))
-    with detector.parallel.session():
-        parts = [mined_face_samples(rng, detector, load_image(face.path), face.box, size, stage, mined, share)
-                 for face in faces]
-        parts.append(mined_photo_negatives(rng, detector, photos, size, stage, photo_windows))
+    parts = [mined_face_samples(rng, detector, load_image(face.path), face.box, size, stage, mined, share)
+             for face in faces]
+    parts.append(mined_photo_negatives(rng, detector, photos, size, stage, photo_windows))
     return SampleSet.concat([base, *parts])

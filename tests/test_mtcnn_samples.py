@@ -4,6 +4,8 @@ data kit in miniature (and cached)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -301,6 +303,12 @@ class _ProposingDetector:
         from pipeline.trace import Boxes
 
         self.found = Boxes(np.asarray(windows, np.float32), np.ones(len(windows), np.float32))
+
+    @contextmanager
+    def session(self, rgb):
+        from pipeline.images import to_chw_float
+
+        yield to_chw_float(rgb)
 
     def propose(self, image_chw, trace):
         return self.found
