@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import pickle
 import signal
 import traceback
 import warnings
@@ -77,8 +78,8 @@ class _InShared:
 
 
 def _serve(connection, owner, shared: mmap.mmap) -> None:
-    """A helper's life: receive (fn, args), answer (True, fn(owner, *args)) or (False, error),
-    until the parent's end of the pipe closes."""
+    """A helper's life: receive (fn, args), answer (True, fn(owner, *args)) or (False, (error,
+    its traceback)), until the parent's end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     while True:
         try:
@@ -91,15 +92,26 @@ def _serve(connection, owner, shared: mmap.mmap) -> None:
         except Exception as error:  # sent back and raised there, with this traceback
             reply = (False, (error, traceback.format_exc()))
         try:
-            try:
-                connection.send(reply)  # pickled whole before anything is written
-            except OSError:
-                raise
-            except Exception as error:  # an error or a result that does not pickle
-                connection.send((False, (RuntimeError(f"a helper's answer could not be sent: {error!r}"),
-                                         traceback.format_exc())))
+            message = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # a result or an error that does not pickle
+            failure = RuntimeError(f"a helper's answer could not be pickled: {error!r}")
+            message = pickle.dumps((False, (failure, traceback.format_exc())), pickle.HIGHEST_PROTOCOL)
+        try:
+            connection.send_bytes(message)
         except OSError:  # the parent closed the pipe (it stopped the helpers, or ended)
             return
+
+
+def _answer(connection):
+    """A helper's answer, (ok, value); None when the helper has ended."""
+    try:
+        message = connection.recv_bytes()
+    except (EOFError, OSError):
+        return None
+    try:
+        return pickle.loads(message)
+    except Exception as error:  # e.g. an exception class that cannot be rebuilt here
+        return False, (RuntimeError(f"a helper's answer could not be unpickled: {error!r}"), "")
 
 
 class Helpers:
@@ -121,6 +133,7 @@ class Helpers:
         self._lent = None  # the array shared_array handed out, sent to helpers by reference
         self._pending = False  # a share was sent and its answer not read: the pipes are out of step
         self._finalizer = None  # stops the helpers when this object goes
+        self._parent_pid = None  # the process that started them
 
     def __getstate__(self):
         """Pickled without processes or memory (a copy starts its own)."""
@@ -142,11 +155,12 @@ class Helpers:
         if self._fresh(owner, key, shared_bytes):
             return
         self.close()
-        size = max(MIN_SHARED_BYTES, 1 << max(0, int(shared_bytes) - 1).bit_length())
-        self._memory = mmap.mmap(-1, size)  # anonymous and shared: forks see the same pages
         context = fork_context()
         if context is None:
             raise OSError("helper processes need fork (Linux), outside a daemonic process")
+        size = max(MIN_SHARED_BYTES, 1 << max(0, int(shared_bytes) - 1).bit_length())
+        self._memory = mmap.mmap(-1, size)  # anonymous and shared: forks see the same pages
+        self._parent_pid = os.getpid()
         for number in range(1, self.count + 1):
             mine, theirs = context.Pipe()
             _PARENT_ENDS.add(mine)
@@ -156,7 +170,7 @@ class Helpers:
             theirs.close()
             self._processes.append((process, mine))
         self._state = (os.getpid(), weakref.ref(owner), key)
-        self._finalizer = weakref.finalize(self, _stop, list(self._processes), os.getpid())
+        self._finalizer = weakref.finalize(self, _stop, list(self._processes), self._parent_pid)
 
     def shared_array(self, shape, dtype) -> np.ndarray:
         """An array (shape, dtype) at the start of the shared memory (after `start`; it holds
@@ -182,8 +196,9 @@ class Helpers:
             raise ValueError(f"{len(shares)} shares for {self.count} helpers and this process")
         if not shares:
             return []
-        if self._pending:
-            raise RuntimeError("Helpers.run: an earlier share's answer is still unread; call start first")
+        if self._pending or len(self._processes) < len(shares) - 1:
+            raise RuntimeError("Helpers.run: the helpers are not ready (not started, or an earlier share's "
+                               "answer is still unread); call start first")
         busy = self._processes[: len(shares) - 1]
         self._pending = True
         sent, answers = [], []
@@ -197,10 +212,7 @@ class Helpers:
             mine = fn(owner, *shares[0])
         finally:  # read every answer, even after an error here, so the pipes stay in step
             for (_, connection), was_sent in zip(busy, sent):
-                try:
-                    answers.append(connection.recv() if was_sent else None)
-                except (EOFError, OSError):
-                    answers.append(None)
+                answers.append(_answer(connection) if was_sent else None)
             self._pending = False
         results = [mine]
         for (process, _), share, answer in zip(busy, shares[1:], answers):
@@ -223,7 +235,7 @@ class Helpers:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        _stop(self._processes, self._state[0] if self._state else os.getpid())
+        _stop(self._processes, self._parent_pid)
         self._processes, self._state, self._lent, self._pending = [], None, None, False
         self._memory = None  # unmapped when no array points into it any more
 

@@ -54,6 +54,8 @@ def test_shares_run_in_the_helpers_in_order():
         assert helpers.run(where_and_value, Owner(0), [(5,)]) == [(os.getpid(), 5)]  # fewer shares
         with pytest.raises(ValueError, match="3 shares"):
             Helpers(1).run(where_and_value, Owner(0), [(1,), (2,), (3,)])
+        with pytest.raises(RuntimeError, match="call start first"):
+            Helpers(1).run(where_and_value, Owner(0), [(1,), (2,)])
     finally:
         helpers.close()
 
@@ -239,3 +241,18 @@ def test_helpers_end_promptly_while_another_fork_of_this_process_lives():
     finally:
         other.kill()
         other.join()
+
+
+def unpicklable_result(owner):
+    return lambda: None
+
+
+def test_an_answer_that_does_not_pickle_is_an_error_here():
+    helpers, owner = Helpers(1), Owner(0)
+    try:
+        helpers.start(owner)
+        with pytest.raises(RuntimeError, match="could not be pickled"):
+            helpers.run(unpicklable_result, owner, [(), ()])
+        assert helpers.run(where_and_value, owner, [(1,), (2,)])[1][1] == 2  # still in step
+    finally:
+        helpers.close()
