@@ -105,13 +105,14 @@ class Parallel:
             if self.workers == 1:
                 yield self
                 return
+            outer = (self._pool, self._owner)  # a session inside another gives them back at its end
             self._pool = self._executor()
             if owner is not None and self._start_helpers(owner, key, shared_bytes):
                 self._owner = owner
             try:
                 yield self
             finally:
-                self._pool, self._owner = None, None
+                self._pool, self._owner = outer
 
     def _start_helpers(self, owner, key, shared_bytes) -> bool:
         """Whether helper processes are ready for ``owner`` (False where fork is missing or

@@ -256,3 +256,15 @@ def test_an_answer_that_does_not_pickle_is_an_error_here():
         assert helpers.run(where_and_value, owner, [(1,), (2,)])[1][1] == 2  # still in step
     finally:
         helpers.close()
+
+
+def test_a_session_inside_another_gives_the_helpers_back():
+    parallel, owner = Parallel(2), Owner(1)
+    with parallel.session(owner):
+        helper = parallel.run(where_and_value, owner, [(0,), (0,)])[1][0]
+        with parallel.session(owner):
+            assert parallel.run(where_and_value, owner, [(0,), (0,)])[1][0] == helper
+        assert parallel.run(where_and_value, owner, [(0,), (0,)])[1][0] == helper  # still there after
+        assert helper != os.getpid()
+    assert parallel.run(where_and_value, owner, [(0,), (0,)]) == [(os.getpid(), 1)] * 2  # outside: here
+    parallel.close()
