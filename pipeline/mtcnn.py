@@ -115,6 +115,7 @@ class MTCNNDetector:
         self.thresholds = arguments.probabilities("thresholds", own_thresholds if thresholds is None else thresholds)
         self.exact = (conventions or own_conventions) == "exact"
         self._batch_last = BatchLastCache()  # each net in the faster inference layout
+        self._session_nets = None  # during a session: its BatchLast of each net (see `session`)
 
     def _nms(self, boxes, scores, threshold):
         """IoU NMS: measured as the reference does (`union_nms`) or, with exact conventions, plainly."""
@@ -220,11 +221,20 @@ class MTCNNDetector:
         they share with this process. They have the nets as they were when the session began.
         Outside a session the stages run in this process alone.
         """
-        # BatchLast: the same nets, run in a memory layout that is faster for inference; the
-        # helper processes (`pipeline.helpers`) are forked again when these change
-        fast_nets = [self._batch_last(net) for net in (self.pnet, self.rnet, self.onet)]
-        with self.parallel.session(self, key=fast_nets, shared_bytes=4 * np.asarray(rgb).size):
-            yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+        # BatchLast: the same nets, run in a memory layout that is faster for inference. Made
+        # (or checked against the weights) once per session; the helper processes, forked
+        # again when these change, keep the ones of their fork.
+        self._session_nets = {name: self._batch_last(getattr(self, name)) for name in ("pnet", "rnet", "onet")}
+        try:
+            with self.parallel.session(self, key=self._session_nets.values(), shared_bytes=4 * np.asarray(rgb).size):
+                yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+        finally:
+            self._session_nets = None
+
+    def _fast(self, name: str):
+        """The BatchLast of net ``name`` ("pnet", "rnet", "onet"): the session's, else checked now."""
+        nets = getattr(self, "_session_nets", None)
+        return nets[name] if nets else self._batch_last(getattr(self, name))
 
     def detect(self, image, trace: bool = False):
         """Find faces.
@@ -264,7 +274,7 @@ def _scan_levels(detector: MTCNNDetector, image_chw: np.ndarray, scales, sizes, 
     # every level at once: the same numbers as resize_area, level by level (see its doc)
     levels = [normalize(level) for level in resize_area_pyramid(image_chw, sizes)]
     found = []
-    for scale, (prob, offsets) in zip(scales, pnet_pyramid_maps(detector._batch_last(detector.pnet), levels)):
+    for scale, (prob, offsets) in zip(scales, pnet_pyramid_maps(detector._fast("pnet"), levels)):
         boxes, scores, level_offsets = heatmap_to_boxes(prob, offsets, scale, threshold, exact=exact)
         keep = iou_nms(boxes, scores, NMS_WITHIN_LEVEL, exact)
         found.append((prob, boxes, scores, level_offsets, keep))
@@ -274,7 +284,7 @@ def _scan_levels(detector: MTCNNDetector, image_chw: np.ndarray, scales, sizes, 
 def _score_boxes(detector: MTCNNDetector, image_chw: np.ndarray, net_name: str, boxes: np.ndarray, size: int):
     """A worker's share of stages 2 and 3: `crop_and_score` of boxes (K, 4) in pixels of
     image_chw (3, H, W) with the detector's "rnet" or "onet"."""
-    return crop_and_score(detector._batch_last(getattr(detector, net_name)), image_chw, boxes, size)
+    return crop_and_score(detector._fast(net_name), image_chw, boxes, size)
 
 
 def decode_landmarks(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
