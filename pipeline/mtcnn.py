@@ -137,7 +137,7 @@ class MTCNNDetector:
         boxes, scores, offsets = [], [], []
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
         # each worker resizes and scans a share of the levels, about equal in work
-        shares = split_by_weight([level_work(h, w) for h, w in sizes], self.parallel.workers)
+        shares = split_by_weight([level_work(H, W, h, w) for h, w in sizes], self.parallel.workers)
         parts = self.parallel.run(_scan_levels, self, [
             (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0], self.exact)
             for share in shares])

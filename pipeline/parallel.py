@@ -215,9 +215,11 @@ def join_scores(starts, parts) -> tuple[np.ndarray, dict]:
 
 def split_evenly(count: int, parts: int) -> list[range]:
     """range(count) cut into at most ``parts`` consecutive ranges of sizes differing by at most
-    one (no empty ones)."""
+    one, the larger ones first (no empty ones): the first share is this process's, which
+    starts before the helpers have read theirs."""
     parts = max(1, min(parts, count))
-    bounds = [count * i // parts for i in range(parts + 1)]
+    size, extra = divmod(count, parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
     return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 

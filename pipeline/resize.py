@@ -149,6 +149,12 @@ def _resize_axis(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     return out
 
 
+def row_band(in_h: int, out_h: int) -> int:
+    """Output rows per band of the row pass that resizes in_h rows to out_h (`_resize_axis`):
+    the band's multiply reads its input rows once for each of them."""
+    return _band(in_h, out_h, -2)
+
+
 def _band(in_size: int, out_size: int, axis: int) -> int:
     """Outputs per band of `_resize_axis` along axis -2 (rows) or -1 (columns)."""
     if out_size * in_size <= DENSE_MAX_ENTRIES:

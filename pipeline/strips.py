@@ -21,19 +21,26 @@ import numpy as np
 from layers import softmax
 
 from .proposals import CELL_SIZE, STRIDE, pnet_output_size
+from .resize import row_band
 
 TILE_PIXELS = 64_000
 MIN_TILE_ROWS = 16
-# What resizing and scanning a level costs besides its pixels, in pixels: each level makes the
-# same calls whatever its size (measured on one thread: about 120 ns per level pixel, plus
-# 0.5 ms per level; a 14 x 14 level of a 512 x 512 photo took 0.67 ms, its 308 x 308 one 11.9 ms).
-LEVEL_CALLS_PIXELS = 4_000
+# What resizing and scanning a pyramid level costs besides its own pixels, in level pixels (on
+# one thread P-Net takes about 120 ns per level pixel): the calls every level makes whatever its
+# size (about 0.2 ms), and its resize's row pass, which reads the whole image once for each
+# output row of its bands (`pipeline.resize.row_band`: 8 for the largest levels, 1 for the
+# small ones). The weights were chosen by timing stage 1 on two workers with five rules,
+# alternately in one process: on a 1280 x 886 photo this one took 64 ms where the level's
+# pixels plus a constant took 69 ms (the helper's many small levels had been under-weighed).
+LEVEL_CALLS_PIXELS = 1_600
+IMAGE_PIXELS_PER_LEVEL_PIXEL = 100
 
 
-def level_work(h: int, w: int) -> int:
-    """The work of resizing and scanning a pyramid level of w x h px, in pixels: to share the
-    levels among workers in about equal parts (`pipeline.parallel.split_by_weight`)."""
-    return h * w + LEVEL_CALLS_PIXELS
+def level_work(H: int, W: int, h: int, w: int) -> int:
+    """The work of resizing an image of W x H px to a pyramid level of w x h px and scanning
+    that with P-Net, in level pixels: to share the levels among workers in about equal parts
+    (`pipeline.parallel.split_by_weight`)."""
+    return h * w + LEVEL_CALLS_PIXELS + row_band(H, h) * H * W // IMAGE_PIXELS_PER_LEVEL_PIXEL
 
 
 def strip_rows(h: int, w: int, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):

@@ -213,7 +213,9 @@ def test_a_process_forked_after_a_session_starts_its_own_helpers():
 
 
 def test_shares_split_evenly_and_by_weight():
-    assert split_evenly(5, 2) == [range(0, 2), range(2, 5)]
+    assert split_evenly(5, 2) == [range(0, 3), range(3, 5)]
+    assert split_evenly(7, 3) == [range(0, 3), range(3, 5), range(5, 7)]
+    assert [len(r) for r in split_evenly(10, 4)] == [3, 3, 2, 2]
     assert split_evenly(1, 3) == [range(0, 1)]
     assert split_evenly(0, 2) == []
     areas = [409, 205, 104, 52, 26, 13, 7, 3]  # a pyramid's level areas
