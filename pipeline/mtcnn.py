@@ -141,8 +141,11 @@ class MTCNNDetector:
         parts = self.parallel.run(_scan_levels, self, [
             (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0], self.exact)
             for share in shares])
-        found = dict(zip([i for share in shares for i in share], [level for part in parts for level in part]))
-        for size, (prob, b, s, o, keep) in zip(sizes, (found[i] for i in range(len(sizes)))):
+        found = [None] * len(sizes)  # each level's results, back in pyramid order
+        for share, part in zip(shares, parts):
+            for i, level in zip(share, part):
+                found[i] = level
+        for size, (prob, b, s, o, keep) in zip(sizes, found):
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
