@@ -236,8 +236,9 @@ class MTCNNDetector:
 
     def _fast(self, name: str):
         """The BatchLast of net ``name`` ("pnet", "rnet", "onet"): the session's, else checked now."""
-        nets = getattr(self, "_session_nets", None)
-        return nets[name] if nets else self._batch_last(getattr(self, name))
+        if self._session_nets is not None:
+            return self._session_nets[name]
+        return self._batch_last(getattr(self, name))
 
     def detect(self, image, trace: bool = False):
         """Find faces.

@@ -155,7 +155,7 @@ class Parallel:
         return list(self._pool.map(fn, items))
 
 
-# ---------------------------------------------------------------- batches of crops on the workers
+# ---------------------------------------------------------------- batches of crops
 
 
 def _chunk_size(count: int, parallel, batch: int) -> int:
@@ -182,23 +182,21 @@ def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) 
     return _concatenate(outputs)
 
 
-def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, parallel=None, batch: int = BATCH):
+def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, batch: int = BATCH):
     """Cut the boxes (K, 4) (x1, y1, x2, y2 in pixels) out of image_chw (3, H, W) (0..255),
-    resize them to size x size, normalize and run net.forward, in chunks of boxes (at most
-    ``batch``, and one per worker of ``parallel``, so that the cropping runs on every core too).
+    resize them to size x size, normalize and run net.forward, in chunks of at most ``batch``
+    boxes (to bound memory). The MTCNN detector calls it once per worker, on that worker's
+    share of the boxes.
 
     Returns kept (M,) int64, the boxes whose window holds a pixel (`crop_and_resize`), and the
     net's outputs (head name -> (M, ...)) for those crops in box order ({} when none was kept).
     """
-    step = _chunk_size(len(boxes), parallel, batch)
-
     def score(start):
-        patches, kept = crop_and_resize(image_chw, boxes[start : start + step], size)
+        patches, kept = crop_and_resize(image_chw, boxes[start : start + batch], size)
         return kept, (net.forward(normalize(patches)) if len(kept) else {})
 
-    starts = range(0, len(boxes), step)
-    parts = parallel.map(score, starts) if parallel is not None else [score(start) for start in starts]
-    return join_scores(starts, parts)
+    starts = range(0, len(boxes), batch)
+    return join_scores(starts, [score(start) for start in starts])
 
 
 def join_scores(starts, parts) -> tuple[np.ndarray, dict]:

@@ -5,9 +5,10 @@ the same maps faster by cutting each level into strips of about TILE_PIXELS leve
 
 * small strips keep each layer's output in the CPU cache (P-Net is limited by memory
   traffic, not arithmetic: 64k pixels ran 30% faster than whole levels here);
-* they bound the memory of a 6000 x 4000 photo;
-* the strips of all levels are independent jobs, which `pipeline.parallel` spreads over the
-  cores.
+* they bound the memory of a 6000 x 4000 photo.
+
+With several workers, each worker scans its own share of whole levels (`pipeline.helpers`),
+strip after strip.
 
 A strip has at least MIN_TILE_ROWS output rows, so the 10 rows of context that neighbouring
 strips share stay a small overhead on wide images. `tests/test_detector.py` checks that the
@@ -67,21 +68,16 @@ def pnet_strip(pnet, level: np.ndarray, r0: int, r1: int):
     return softmax(out["face"])[0, 1], out["box"][0]
 
 
-def pnet_pyramid_maps(pnet, levels, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS, map_fn=None):
+def pnet_pyramid_maps(pnet, levels, tile_pixels: int = TILE_PIXELS, min_rows: int = MIN_TILE_ROWS):
     """`proposals.pnet_maps` for every normalized pyramid level, strip by strip.
 
-    levels: list of (3, h, w) float32 arrays, h, w >= 12; map_fn: a ``map`` to run the strips
-    with (e.g. `Parallel.map`, to use every core; default: the built-in one, in order).
+    levels: list of (3, h, w) float32 arrays, h, w >= 12.
     Returns one (prob (OH, OW), offsets (4, OH, OW)) per level, as `proposals.pnet_maps`.
     """
-    jobs = [(i, r0, r1) for i, level in enumerate(levels)
-            for r0, r1 in strip_rows(*level.shape[1:], tile_pixels, min_rows)]
-    map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
-    parts = map_fn(lambda job: pnet_strip(pnet, levels[job[0]], job[1], job[2]), jobs)
     maps = []
-    for i in range(len(levels)):
-        mine = [part for (level, _, _), part in zip(jobs, parts) if level == i]
-        maps.append((np.concatenate([p for p, _ in mine], axis=0), np.concatenate([o for _, o in mine], axis=1)))
+    for level in levels:
+        strips = [pnet_strip(pnet, level, r0, r1) for r0, r1 in strip_rows(*level.shape[1:], tile_pixels, min_rows)]
+        maps.append((np.concatenate([p for p, _ in strips], axis=0), np.concatenate([o for _, o in strips], axis=1)))
     return maps
 
 

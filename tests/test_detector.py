@@ -367,10 +367,9 @@ def test_unknown_conventions_are_refused():
         MTCNNDetector(conventions="matlab")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_crop_and_score_in_chunks_equals_one_batch(workers):
+def test_crop_and_score_in_chunks_equals_one_batch():
     from pipeline.crops import crop_and_resize
-    from pipeline.parallel import Parallel, crop_and_score
+    from pipeline.parallel import crop_and_score
     from pipeline.proposals import normalize
 
     rng = np.random.default_rng(3)
@@ -381,9 +380,7 @@ def test_crop_and_score_in_chunks_equals_one_batch(workers):
     rnet = RNet(rng=np.random.default_rng(4))
     patches, expected_kept = crop_and_resize(image, boxes, 24)
     expected = rnet.forward(normalize(patches))
-    parallel = Parallel(workers)
-    with parallel.session():
-        kept, out = crop_and_score(rnet, image, boxes, 24, parallel, batch=2)  # chunks of 2 boxes
+    kept, out = crop_and_score(rnet, image, boxes, 24, batch=2)  # chunks of 2 boxes
     np.testing.assert_array_equal(kept, expected_kept)
     for name in expected:
         np.testing.assert_allclose(out[name], expected[name], rtol=1e-6, atol=1e-6)
