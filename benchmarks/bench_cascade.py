@@ -7,9 +7,10 @@ Two measurements, printed as tables (nothing is asserted):
    training loop runs it (two replicas of the net, one per core, BLAS on one thread: see
    `layers.replicas`), median of --repeats steps after a warm-up.
 2. ``CascadeDetector.detect`` on a 640 x 480 px photo with 1 thread (BLAS and workers), median of
-   --repeats runs, with the time of each stage, next to the paper's 14 frames per second on one
-   CPU core for VGA images (about 71 ms; Li et al., CVPR 2015) and next to the NumPy MTCNN on the
-   same photo. Needs the shipped Cascade-CNN weights.
+   --repeats runs, next to the paper's 14 frames per second on one CPU core for VGA images (about
+   71 ms; Li et al., CVPR 2015) and next to the NumPy MTCNN on the same photo; then both on 2
+   workers (this process and a helper process, `pipeline.helpers`) when there are 2 CPUs. Needs
+   the shipped Cascade-CNN weights.
 
 Each part runs in a fresh subprocess, because BLAS reads its thread count at start-up.
 """
@@ -90,6 +91,15 @@ def detect_worker(repeats: int) -> None:
     print(f"{'Cascade-CNN (NumPy)':24s} {total * 1000:8.1f} ms")
     print(f"{'paper, one core':24s} {PAPER_MS:8.1f} ms   (ours / paper = {total * 1000 / PAPER_MS:.2f})")
     print(f"{'MTCNN (NumPy)':24s} {reference * 1000:8.1f} ms   (Cascade-CNN / MTCNN = {total / reference:.2f})")
+    from pipeline.parallel import available_cpus
+
+    if available_cpus() >= 2:  # the same, with a helper process taking a share of every stage
+        cascade2, mtcnn2 = CascadeDetector(workers=2), MTCNNDetector(workers=2)
+        total2 = median_time(lambda: cascade2.detect(image), repeats)
+        reference2 = median_time(lambda: mtcnn2.detect(image), repeats)
+        print(f"{'Cascade-CNN, 2 workers':24s} {total2 * 1000:8.1f} ms   ({total / total2:.2f}x faster than 1; "
+              f"ours / paper = {total2 * 1000 / PAPER_MS:.2f})")
+        print(f"{'MTCNN, 2 workers':24s} {reference2 * 1000:8.1f} ms   ({reference / reference2:.2f}x faster than 1)")
     print("boxes after each step:")
     for step, n in trace.counts():
         print(f"  {step:40s} {n:6d}")

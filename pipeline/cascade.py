@@ -17,27 +17,30 @@ image). Every stage accepts zero boxes.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
 from layers import softmax
 from layers.modules import inference_mode
+from nets.versions import NetVersions
 
 from . import arguments
 from .boxes import batched_nms, nms
 from .calibration import CALIBRATION_THRESHOLD, calibrate
-from .crops import crop_and_resize
 from .images import load_image, to_chw_float
-from .parallel import Parallel, run_in_batches
+from .parallel import Parallel, crop_and_score, join_scores, split_by_weight, split_evenly
 from .proposals import normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area_pyramid
+from .strips import level_work
 from .trace import Boxes, Face, Trace
 
 WINDOW = 12         # the 12-net's window, in pixels of a pyramid level
 SCAN_STRIDE = 4     # pixels between neighbouring windows of the scan (the paper's spacing)
 NMS_WITHIN_LEVEL = 0.5  # IoU, after the 12- and 24-stages, among one pyramid level's windows
 NMS_GLOBAL = 0.3        # IoU, over all levels, after the 48-net
+NET_NAMES = ("net12", "cal12", "net24", "cal24", "net48", "cal48")  # the nets' names in `CascadeNets`
 
 
 def heatmap_windows(prob: np.ndarray, scale: float, threshold: float):
@@ -73,8 +76,10 @@ class CascadeDetector:
     pass the 12-, 24- and 48-net (default: the ones chosen on the validation faces during
     training, stored with the weights); final_threshold: the score (24-net probability times
     48-net probability) a face needs in the end (default: the one chosen on validation photos
-    for at most 0.1 false positives per face-free photo, stored with the weights); factor: pyramid shrink factor; nets: a `CascadeNets`
-    to use instead of the shipped weights; workers: threads (see `pipeline.parallel`).
+    for at most 0.1 false positives per face-free photo, stored with the weights); factor:
+    pyramid shrink factor; nets: a `CascadeNets` to use instead of the shipped weights (used,
+    not copied: each ``detect`` sees their current weights); workers: how many processes share
+    each stage's work, as in `MTCNNDetector` (see `pipeline.parallel`).
 
         det = CascadeDetector()
         faces = det.detect("photo.jpg")            # list of Face (no landmarks), best first
@@ -90,6 +95,7 @@ class CascadeDetector:
         self.factor = arguments.fraction("factor", factor)
         self.calibration_threshold = arguments.number("calibration_threshold", calibration_threshold)
         self.parallel = Parallel(arguments.positive_int_or_none("workers", workers))
+        self._versions = NetVersions()  # notices changed weights, for the helper processes
         self.shipped = nets is None
         self.nets = shipped_cascade() if nets is None else nets
         self.thresholds = arguments.probabilities(
@@ -105,7 +111,7 @@ class CascadeDetector:
                 f"workers={self.parallel.workers}, nets={nets})")
 
     # ------------------------------------------------------------------ the three stages
-    def scan(self, image_chw: np.ndarray, trace: Trace, stop_after_net: bool = False):
+    def scan(self, image_chw: np.ndarray, trace: Trace):
         """Stage 1. image_chw: (3, H, W) float32 0..255. Returns (Boxes, level (K,) int) of the
         calibrated windows left after NMS within each level."""
         _, H, W = image_chw.shape
@@ -114,17 +120,17 @@ class CascadeDetector:
         if not trace.scales:
             trace.notes.append(no_level_note(H, W, self.min_face_size, window=WINDOW))
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
-        net12 = self.nets.net12
-
-        def level_map(level):
-            return softmax(net12.scan(normalize(level)[None]))[0, 1]
-
-        # every level at once: the same numbers as resize_area, level by level
-        pyramid = resize_area_pyramid(image_chw, sizes, self.parallel.map, parts=self.parallel.workers)
-        maps = self.parallel.map(level_map, pyramid)
+        # each worker resizes and scans a share of the levels, about equal in work
+        shares = split_by_weight([level_work(H, W, h, w) for h, w in sizes], self.parallel.workers)
+        parts = self.parallel.run(_scan_levels, self, [
+            (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0])
+            for share in shares])
+        found = [None] * len(sizes)  # each level's results, back in pyramid order
+        for share, part in zip(shares, parts):
+            for i, level in zip(share, part):
+                found[i] = level
         boxes, scores, levels = [], [], []
-        for k, (scale, size, prob) in enumerate(zip(trace.scales, sizes, maps)):
-            b, s = heatmap_windows(prob, scale, self.thresholds[0])
+        for k, (size, (prob, b, s)) in enumerate(zip(sizes, found)):
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
             trace.level_candidates.append(Boxes(b, s))
@@ -132,7 +138,7 @@ class CascadeDetector:
         if not boxes or not sum(len(b) for b in boxes):
             return Boxes.empty(), np.zeros(0, np.int64)
         boxes, scores, levels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(levels)
-        boxes, scores, levels = self._calibrate(self.nets.cal12, image_chw, boxes, scores, levels)
+        boxes, scores, levels = self._calibrate("cal12", image_chw, boxes, scores, levels)
         keep = batched_nms(boxes, scores, levels, NMS_WITHIN_LEVEL)
         for k in range(len(trace.scales)):
             mine = keep[levels[keep] == k]
@@ -141,37 +147,39 @@ class CascadeDetector:
         trace.pnet_after_nms = trace.pnet_output = out
         return out, levels[keep]
 
-    def _calibrate(self, cal_net, image_chw, boxes, scores, levels):
+    def _logits(self, net_name: str, image_chw, boxes):
+        """Crop the boxes (K, 4) at net ``net_name``'s input size and run it; each worker takes
+        a share of the boxes. Returns (kept (M,) int64, the boxes that gave a crop; logits
+        (M, classes))."""
+        chunks = split_evenly(len(boxes), self.parallel.workers)
+        parts = self.parallel.run(_crop_logits, self, [(image_chw, net_name, boxes[c]) for c in chunks])
+        kept, out = join_scores([chunk.start for chunk in chunks], parts)
+        return kept, out.get("logits", np.zeros((0, getattr(self.nets, net_name).num_classes), np.float32))
+
+    def _calibrate(self, cal_name: str, image_chw, boxes, scores, levels):
         """Crop the windows at the calibration net's size, run it and correct the windows."""
-        patches, kept = crop_and_resize(image_chw, boxes, cal_net.input_size)
-        out = self._run(cal_net, patches)
+        kept, logits = self._logits(cal_name, image_chw, boxes)
         if not len(kept):
             return boxes[:0], scores[:0], levels[:0]
-        corrected = calibrate(boxes[kept], softmax(out), self.calibration_threshold).astype(np.float32)
+        corrected = calibrate(boxes[kept], softmax(logits), self.calibration_threshold).astype(np.float32)
         return corrected, scores[kept], levels[kept]
 
-    def _run(self, net, patches):
-        if not len(patches):
-            return np.zeros((0, net.num_classes), np.float32)
-        return run_in_batches(_Logits(net), normalize(patches), self.parallel)["logits"]
-
-    def _score(self, net, image_chw, candidates: Boxes, levels):
+    def _score(self, net_name: str, image_chw, candidates: Boxes, levels):
         """Crop at the net's size and run it: (boxes, face probabilities, levels, the previous
         stage's scores) of the crops made."""
-        patches, kept = crop_and_resize(image_chw, candidates.boxes, net.input_size)
-        out = self._run(net, patches)
-        probs = softmax(out)[:, 1] if len(out) else np.zeros(0, np.float32)
+        kept, logits = self._logits(net_name, image_chw, candidates.boxes)
+        probs = softmax(logits)[:, 1] if len(kept) else np.zeros(0, np.float32)
         return candidates.boxes[kept], probs.astype(np.float32), levels[kept], candidates.scores[kept]
 
     def refine(self, image_chw: np.ndarray, candidates: Boxes, levels, trace: Trace):
         """Stage 2: 24-net on 24x24 crops, 24-cal, NMS within each level."""
-        boxes, probs, levels, _ = self._score(self.nets.net24, image_chw, candidates, levels)
+        boxes, probs, levels, _ = self._score("net24", image_chw, candidates, levels)
         trace.rnet_input = Boxes(boxes, probs)
         passed = probs >= self.thresholds[1]
         trace.rnet_passed_mask = passed
         boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
         trace.rnet_passed = Boxes(boxes, probs)
-        boxes, probs, levels = self._calibrate(self.nets.cal24, image_chw, boxes, probs, levels)
+        boxes, probs, levels = self._calibrate("cal24", image_chw, boxes, probs, levels)
         keep = batched_nms(boxes, probs, levels, NMS_WITHIN_LEVEL)
         out = Boxes(boxes[keep], probs[keep])
         trace.rnet_after_nms = trace.rnet_output = out
@@ -185,7 +193,7 @@ class CascadeDetector:
         believe), reaches ``final_threshold``. On the validation images the product kept more
         faces at 0.1 false positives per face-free photo than the 48-net's probability alone
         (95.4% against 94.1%)."""
-        boxes, probs, levels, before = self._score(self.nets.net48, image_chw, candidates, levels)
+        boxes, probs, levels, before = self._score("net48", image_chw, candidates, levels)
         trace.onet_input = Boxes(boxes, probs)
         score = (probs * before).astype(np.float32)
         passed = (probs >= self.thresholds[2]) & (score >= self.final_threshold)
@@ -193,12 +201,32 @@ class CascadeDetector:
         boxes, score, levels = boxes[passed], score[passed], levels[passed]
         trace.onet_passed = Boxes(boxes, score)
         keep = nms(boxes, score, NMS_GLOBAL)
-        boxes, score, levels = self._calibrate(self.nets.cal48, image_chw, boxes[keep], score[keep], levels[keep])
+        boxes, score, levels = self._calibrate("cal48", image_chw, boxes[keep], score[keep], levels[keep])
         out = Boxes(window_to_box(boxes, self.nets.aspect), score)
         trace.onet_output = out
         return out
 
     # ------------------------------------------------------------------ public API
+    def _present(self) -> list:
+        """The nets this detector has (a cascade being trained may lack the later ones)."""
+        return [net for net in (getattr(self.nets, name) for name in NET_NAMES) if net is not None]
+
+    @contextmanager
+    def session(self, rgb: np.ndarray):
+        """The workers ready for one image: yields it as the (3, H, W) float32 array (0..255)
+        that `scan`, `refine` and `output` take. rgb: (H, W, 3) uint8, e.g. from `load_image`.
+
+        Inside, the stages share their work among the workers (`pipeline.parallel`): with
+        several, each stage gives shares to helper processes that read the image from memory
+        they share with this process. They have the nets as they were when the session began
+        (a change to the weights starts new ones). The nets run in inference mode inside.
+        """
+        present = self._present()
+        # new helper processes when the nets or any of their weights changed since they forked
+        key = (self.nets, *(self._versions(net) for net in present)) if self.parallel.workers > 1 else ()
+        with inference_mode(*present), self.parallel.session(self, key=key, shared_bytes=4 * np.asarray(rgb).size):
+            yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+
     def detect(self, image, trace: bool = False):
         """Find faces.
 
@@ -208,11 +236,8 @@ class CascadeDetector:
         """
         rgb = load_image(image)
         record = Trace(image=rgb, detector="Cascade-CNN", stage_names=("12-net", "24-net", "48-net"))
-        image_chw = to_chw_float(rgb)
         final = Boxes.empty()
-        nets = self.nets
-        present = [n for n in (nets.net12, nets.cal12, nets.net24, nets.cal24, nets.net48, nets.cal48) if n is not None]
-        with self.parallel.session(), inference_mode(*present):
+        with self.session(rgb) as image_chw:
             candidates, levels = self.scan(image_chw, record)
             if len(candidates):
                 candidates, levels = self.refine(image_chw, candidates, levels, record)
@@ -226,8 +251,31 @@ class CascadeDetector:
         return (faces, record) if trace else faces
 
 
+def _scan_levels(detector: CascadeDetector, image_chw: np.ndarray, scales, sizes, threshold: float) -> list:
+    """A worker's share of stage 1, for the pyramid levels of these scales and sizes [(h, w)]
+    of image_chw (3, H, W) float32 0..255: per level, the 12-net's face map (OH, OW) and its
+    windows above ``threshold`` (boxes (K, 4) in image pixels, scores (K,)). (The detector
+    here may be a helper's copy from when it started: its nets are current, its settings come
+    as arguments.)"""
+    net12 = detector.nets.net12
+    found = []
+    # every level at once: the same numbers as resize_area, level by level (see its doc)
+    for scale, level in zip(scales, resize_area_pyramid(image_chw, sizes)):
+        prob = softmax(net12.scan(normalize(level)[None]))[0, 1]
+        found.append((prob, *heatmap_windows(prob, scale, threshold)))
+    return found
+
+
+def _crop_logits(detector: CascadeDetector, image_chw: np.ndarray, net_name: str, boxes: np.ndarray):
+    """A worker's share of running net ``net_name`` on boxes (K, 4) in pixels of image_chw
+    (3, H, W): `crop_and_score` with the net's logits as its one output, "logits"."""
+    net = getattr(detector.nets, net_name)
+    with inference_mode(net):  # whatever mode the helper's copy was forked in
+        return crop_and_score(_Logits(net), image_chw, boxes, net.input_size)
+
+
 class _Logits:
-    """Adapter: a single-output net as a net with one named output, for `run_in_batches`."""
+    """Adapter: a single-output net as a net with one named output, for `crop_and_score`."""
 
     def __init__(self, net):
         self.net = net

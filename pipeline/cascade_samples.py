@@ -95,21 +95,20 @@ def mined_negatives(rng, detector, photos, size: int, per_photo: int, stage: int
     through. detector: a `CascadeDetector` whose nets up to ``stage`` (1 = 12-net and 12-cal,
     2 = also 24-net and 24-cal) are trained. At most ``per_photo`` windows per photo (a random
     choice), cut at size x size."""
-    from .images import to_chw_float
     from .trace import Trace
 
     images = []
-    with detector.parallel.session():
-        for photo_info in photos:
-            photo = load_image(photo_info.path)
-            chw, trace = to_chw_float(photo), Trace(image=photo)
+    for photo_info in photos:
+        photo = load_image(photo_info.path)
+        trace = Trace(image=photo)
+        with detector.session(photo) as chw:
             found, levels = detector.scan(chw, trace)
             if stage >= 2 and len(found):
                 found, levels = detector.refine(chw, found, levels, trace)
-            boxes = found.boxes
-            if len(boxes) > per_photo:
-                boxes = boxes[np.sort(rng.choice(len(boxes), per_photo, replace=False))]
-            images.append(cut(photo, boxes, size)[0])
+        boxes = found.boxes
+        if len(boxes) > per_photo:
+            boxes = boxes[np.sort(rng.choice(len(boxes), per_photo, replace=False))]
+        images.append(cut(photo, boxes, size)[0])
     images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
     return SampleSet(images, {"label": np.full(len(images), NON_FACE, np.int64)})
 

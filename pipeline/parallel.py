@@ -6,13 +6,13 @@ pooling, im2col copies) use one core. So during a detection BLAS runs single-thr
 work is cut into independent pieces instead, in one of two ways:
 
 * ``run(fn, owner, shares)``: one share per worker, each in its own *process* (`pipeline.helpers`:
-  forked helpers, and the image in memory they share). The MTCNN detector splits every stage
-  this way. Processes do not take turns at Python's interpreter lock, which threads do at
+  forked helpers, and the image in memory they share). Both detectors split every stage this
+  way. Processes do not take turns at Python's interpreter lock, which threads do at
   every small NumPy call: on 2 cores the detection is 1.7-2.0x faster on two workers, where
   threads gave 1.4x on a 1280 x 886 group photo and 1.1-1.2x on a 512 x 512 portrait
   (`benchmarks/bench_detect.py`).
 * ``map(fn, items)``: items on a pool of *threads*; fn may be any function (a closure too).
-  The Cascade-CNN detector uses it, and ``run`` falls back to it where fork is missing.
+  ``run`` falls back to it where fork is missing.
 """
 
 from __future__ import annotations
@@ -158,34 +158,15 @@ class Parallel:
 # ---------------------------------------------------------------- batches of crops
 
 
-def _chunk_size(count: int, parallel, batch: int) -> int:
-    """Items per chunk: at most ``batch``, and few enough that every worker of ``parallel``
-    (a `Parallel`, or None for one) gets a chunk."""
-    workers = parallel.workers if parallel is not None else 1
-    return max(1, min(batch, -(-count // workers)))
-
-
 def _concatenate(outputs: list[dict]) -> dict[str, np.ndarray]:
     """The chunks' outputs (head name -> array, first axis the chunk's items), joined in order."""
     return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
 
 
-def run_in_batches(net, patches: np.ndarray, parallel=None, batch: int = BATCH) -> dict[str, np.ndarray]:
-    """net.forward over patches (K, 3, S, S) in chunks (at most ``batch``, and one per worker
-    of ``parallel``, a `Parallel`); outputs (head name -> (K, ...)) concatenated in order, {}
-    for no patches."""
-    if len(patches) == 0:
-        return {}
-    size = _chunk_size(len(patches), parallel, batch)
-    chunks = [patches[i : i + size] for i in range(0, len(patches), size)]
-    outputs = parallel.map(net.forward, chunks) if parallel is not None else [net.forward(c) for c in chunks]
-    return _concatenate(outputs)
-
-
 def crop_and_score(net, image_chw: np.ndarray, boxes: np.ndarray, size: int, batch: int = BATCH):
     """Cut the boxes (K, 4) (x1, y1, x2, y2 in pixels) out of image_chw (3, H, W) (0..255),
     resize them to size x size, normalize and run net.forward, in chunks of at most ``batch``
-    boxes (to bound memory). The MTCNN detector calls it once per worker, on that worker's
+    boxes (to bound memory). The detectors call it once per worker, on that worker's
     share of the boxes.
 
     Returns kept (M,) int64, the boxes whose window holds a pixel (`crop_and_resize`), and the

@@ -19,7 +19,6 @@ bit, to `resize_area` level by level).
 from __future__ import annotations
 
 import math
-import numbers
 from fractions import Fraction
 from functools import lru_cache
 
@@ -164,12 +163,10 @@ def _band(in_size: int, out_size: int, axis: int) -> int:
     return max(1, min(ROW_BAND_MAX, ROW_SPAN * out_size // in_size))
 
 
-def resize_area_pyramid(x, sizes, map_fn=None, parts: int = 1) -> list[np.ndarray]:
+def resize_area_pyramid(x, sizes) -> list[np.ndarray]:
     """`resize_area` of one image to many sizes (a pyramid): the same numbers, bit for bit.
 
-    x: (C, H, W) float (any leading axes); sizes: [(h, w), ...] in pixels (>= 1); map_fn: a
-    ``map`` to run the pieces with (e.g. `pipeline.parallel.Parallel.map`; default: in order);
-    parts: how many pieces to cut the image's rows into for map_fn (its workers).
+    x: (C, H, W) float (any leading axes); sizes: [(h, w), ...] in pixels (>= 1).
     Returns [(C, h, w) array per size], in the order of sizes.
 
     Level by level, each level's row pass reads every row of the image from memory: 12 times
@@ -180,10 +177,7 @@ def resize_area_pyramid(x, sizes, map_fn=None, parts: int = 1) -> list[np.ndarra
     the same. Then each level gets its column pass as usual.
     """
     x = _check_input(x, 1, 1)
-    if isinstance(parts, bool) or not isinstance(parts, numbers.Integral) or parts < 1:
-        raise ValueError(f"parts must be an integer >= 1; got {parts!r}")
     H, W = x.shape[-2:]
-    map_fn = map_fn or (lambda fn, items: list(map(fn, items)))
     for h, w in sizes:
         _check_size("h", h)
         _check_size("w", w)
@@ -196,15 +190,10 @@ def resize_area_pyramid(x, sizes, map_fn=None, parts: int = 1) -> list[np.ndarra
         rows[k] = np.empty(x.shape[:-2] + (h, W), dtype=x.dtype)
         bands += [(lo, hi, a, k, i0, i1) for i0, i1, lo, hi, a in _bands(H, h, _band(H, h, -2), x.dtype.str)]
     bands.sort(key=lambda band: band[0])  # in the order of the image rows they read
-    pieces = [[band for band in bands if H * p <= band[0] * parts < H * (p + 1)] for p in range(parts)]
-
-    def row_passes(piece):
-        for lo, hi, a, k, i0, i1 in piece:
-            np.matmul(a, x[..., lo:hi, :], out=rows[k][..., i0:i1, :])
-
-    map_fn(row_passes, [piece for piece in pieces if piece])
-    for k, level in zip(rows, map_fn(lambda k: _resize_axis(rows[k], sizes[k][1], axis=-1), list(rows))):
-        levels[k] = level
+    for lo, hi, a, k, i0, i1 in bands:
+        np.matmul(a, x[..., lo:hi, :], out=rows[k][..., i0:i1, :])
+    for k in rows:
+        levels[k] = _resize_axis(rows[k], sizes[k][1], axis=-1)
     return levels
 
 

@@ -78,3 +78,44 @@ def test_bad_settings_are_refused():
 def test_repr_is_a_short_summary():
     text = repr(CascadeDetector(nets=random_nets((0.1, 0.2, 0.3)), workers=1))
     assert text.startswith("CascadeDetector(min_face_size=20") and "0.2" in text and len(text) < 200
+
+
+def _same_detections(trace1, trace2):
+    """Stage 1's maps are computed whole in one worker, so they are equal bit for bit; the
+    nets on crops see them in other batches, which BLAS may sum in another order."""
+    assert len(trace1.prob_maps) == len(trace2.prob_maps)
+    for a, b in zip(trace1.prob_maps, trace2.prob_maps):
+        np.testing.assert_array_equal(a, b)
+    assert trace1.counts() == trace2.counts()
+    np.testing.assert_allclose(trace1.onet_output.boxes, trace2.onet_output.boxes, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(trace1.onet_output.scores, trace2.onet_output.scores, rtol=1e-4, atol=1e-6)
+
+
+def test_two_workers_find_what_one_finds_and_see_changed_settings(rng):
+    """With two workers the stages run partly in a helper process, a fork of the detector made
+    at its first detection: thresholds changed afterwards must still reach every share."""
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    one = CascadeDetector(min_face_size=24, nets=random_nets(), workers=1)
+    two = CascadeDetector(min_face_size=24, nets=random_nets(), workers=2)
+    for thresholds in [(0.0, 0.0, 0.0), (0.3, 0.35, 0.95)]:
+        one.thresholds = two.thresholds = thresholds
+        (faces1, trace1), (faces2, trace2) = one.detect(image, trace=True), two.detect(image, trace=True)
+        _same_detections(trace1, trace2)
+        assert len(faces1) == len(faces2) > 0
+    assert two.parallel._helpers is not None  # the shares did run in a helper
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_detector_sees_changes_to_the_nets_it_was_given(rng, workers):
+    """The helper processes are forks with the nets of their day, but a change to the weights
+    (here the 48-net's last bias) shows in the next detection."""
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    nets = random_nets(thresholds=(0.0, 0.0, 0.5))
+    detector = CascadeDetector(min_face_size=24, nets=nets, workers=workers)
+    bias = nets.net48.children["fc2"].params["b"].value
+    bias[...] = [-20.0, 20.0]  # the 48-net calls every window a face
+    assert len(detector.detect(image)) > 0
+    bias[...] = [20.0, -20.0]  # and now none
+    assert detector.detect(image) == []
+    bias[...] = [-20.0, 20.0]
+    assert len(detector.detect(image)) > 0

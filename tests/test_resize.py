@@ -80,39 +80,26 @@ def test_banded_multiply_equals_naive_for_any_band(height, width, out_h, out_w, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(12, 400), st.integers(12, 400), st.floats(12, 60), st.integers(1, 3), st.integers(0, 2**16))
-def test_a_whole_pyramid_at_once_equals_each_level_alone(height, width, min_face, parts, seed):
+@given(st.integers(12, 400), st.integers(12, 400), st.floats(12, 60), st.integers(0, 2**16))
+def test_a_whole_pyramid_at_once_equals_each_level_alone(height, width, min_face, seed):
     """resize_area_pyramid runs the very multiplies of resize_area, in another order."""
     from pipeline.pyramid import pyramid_scales, scaled_size
     from pipeline.resize import resize_area_pyramid
 
     x = np.random.default_rng(seed).uniform(0, 255, (3, height, width)).astype(np.float32)
     sizes = [scaled_size(height, width, scale) for scale in pyramid_scales(height, width, min_face)]
-    levels = resize_area_pyramid(x, sizes, parts=parts)
+    levels = resize_area_pyramid(x, sizes)
     assert len(levels) == len(sizes)
     for level, (h, w) in zip(levels, sizes):
         np.testing.assert_array_equal(level, resize_area(x, h, w))
 
 
-def test_a_pyramid_is_cut_into_pieces_for_the_workers():
+def test_a_pyramid_checks_its_sizes_and_takes_numpy_numbers():
     from pipeline.resize import resize_area_pyramid
 
-    calls = []
-
-    def recording_map(fn, items):
-        calls.append(len(items))
-        return [fn(item) for item in items]
-
     x = np.random.default_rng(0).uniform(0, 255, (3, 300, 400)).astype(np.float32)
-    sizes = [(180, 240), (128, 170), (90, 120)]
-    levels = resize_area_pyramid(x, sizes, map_fn=recording_map, parts=2)
-    assert calls == [2, 3]  # two halves of the image's rows, then one column pass per level
-    for level, (h, w) in zip(levels, sizes):
-        np.testing.assert_array_equal(level, resize_area(x, h, w))
     with pytest.raises(ValueError, match="h must be"):
         resize_area_pyramid(x, [(0, 5)])
-    with pytest.raises(ValueError, match="parts must be"):
-        resize_area_pyramid(x, sizes, parts=0)
     whole_numbers = resize_area_pyramid(x, [(np.int64(90), 120.0)])[0]  # sizes as NumPy ints or whole floats
     np.testing.assert_array_equal(whole_numbers, resize_area(x, 90, 120))
 
