@@ -192,6 +192,31 @@ def large_photo_worker() -> None:
           f"{helper:.0f} MB (the pages shared with this process counted in both)")
 
 
+def new_sizes_worker(threads: int, count: int = 11) -> None:
+    """A folder of photos has many sizes, and every new size builds the resize weights of its
+    pyramid and crops (cached after). Detect on the group photo resized to ``count`` new sizes,
+    each once, then on the same photos again, and print both medians."""
+    from pipeline.mtcnn import MTCNNDetector
+
+    image = Image.fromarray(list(test_images().values())[1])
+    photos = [np.asarray(image.resize((image.width - 7 * i, image.height - 5 * i))) for i in range(1, count + 1)]
+    detector = MTCNNDetector(workers=threads)
+    for _ in range(3):
+        detector.detect(np.asarray(image))
+
+    def each_once():
+        times = []
+        for photo in photos:
+            start = time.perf_counter()
+            detector.detect(photo)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    new, again = each_once(), each_once()
+    print(f"{count} new sizes of the group photo, {threads} worker(s): {new * 1e3:.0f} ms per photo the first time, "
+          f"{again * 1e3:.0f} ms again")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
@@ -199,10 +224,16 @@ def main() -> None:
                         help="ours and the reference timed alternately this many times, each in a fresh process")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--large", action="store_true", help="also time a 6000 x 4000 photo and report peak memory")
+    parser.add_argument("--new-sizes", action="store_true",
+                        help="also time photos of sizes the detector has not seen (as in a folder of photos)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--reference-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--large-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--new-sizes-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.new_sizes_worker:
+        new_sizes_worker(args.new_sizes_worker)
+        return
     if args.worker:
         worker(args.worker, args.repeats)
         return
@@ -251,6 +282,12 @@ def main() -> None:
         print(f"{row['image']:<40} {row['threads']:>7} " + "  ".join(
             f"{stage.split()[1][1:-1]} {o[stage + ' GMAC/s']:5.1f} (mm {o[stage + ' mm GMAC/s']:5.1f})"
             for stage in ("propose (P-Net)", "refine (R-Net)", "output (O-Net)")))
+    if args.new_sizes:
+        for threads in args.threads:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+            done = subprocess.run([sys.executable, __file__, "--new-sizes-worker", str(threads)], env=env,
+                                  capture_output=True, text=True, check=True)
+            print(done.stdout.strip())
     if args.large:
         done = subprocess.run([sys.executable, __file__, "--large-worker"], capture_output=True, text=True, check=True)
         print(done.stdout.strip())
