@@ -55,6 +55,23 @@ def _factor(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    """--workers: a whole number of processes >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, e.g. 2; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, e.g. 2; got {text}")
+    return value
+
+
+def _workers_argument(parser) -> None:
+    parser.add_argument("--workers", type=_workers, default=None, metavar="N",
+                        help="processes that share each photo's work (default: the CPUs, at most 4; "
+                        "1 keeps everything in this process)")
+
+
 DETECTORS = ("mtcnn", "cascade")  # what `facecascade evaluate --detector` can measure
 
 
@@ -89,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                         help="mtcnn (default) or cascade (Cascade-CNN trained here)")
     _weights_argument(detect)
+    _workers_argument(detect)
 
     demo = commands.add_parser("demo", help="run MTCNN on a photo (yours, or a sample) and write one figure per stage")
     demo.add_argument("image", nargs="?", type=Path, default=None, metavar="PATH",
@@ -110,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, required=True, metavar="DIR",
                           help="folder for evaluation.json and roc.png")
     _weights_argument(evaluate)
+    _workers_argument(evaluate)
 
     train = commands.add_parser("train", help="train a cascade on the face data kit")
     which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
@@ -206,7 +225,7 @@ def run_detect(args) -> int:
         return 1
     try:
         detector = make_detector(args.detector, args.weights, min_face_size=args.min_face,
-                                 thresholds=args.thresholds, factor=args.factor)
+                                 thresholds=args.thresholds, factor=args.factor, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -270,13 +289,13 @@ def run_demo(args) -> int:
 
 
 def make_detector(which: str, weights: str = "released", min_face_size: float = 20.0, thresholds=None,
-                  factor: float | None = None):
+                  factor: float | None = None, workers: int | None = None):
     """The detector named on the command line: "mtcnn" or "cascade", finding faces of at least
     min_face_size pixels; weights: MTCNN's "released", "scratch" or a weights folder (the
-    Cascade-CNN has one set, trained here); thresholds (three probabilities) and factor (the
-    pyramid's) default to the detector's own. Raises ValueError with a message for the user
-    when it cannot be made."""
-    settings = {"min_face_size": min_face_size}
+    Cascade-CNN has one set, trained here); thresholds (three probabilities), factor (the
+    pyramid's) and workers (processes per photo) default to the detector's own. Raises
+    ValueError with a message for the user when it cannot be made."""
+    settings = {"min_face_size": min_face_size, "workers": workers}
     if thresholds is not None:
         settings["thresholds"] = tuple(thresholds)
     if factor is not None:
@@ -312,7 +331,7 @@ def run_evaluate(args) -> int:
     from .evaluation import evaluate, format_summary
 
     try:
-        detector = make_detector(args.detector, args.weights)
+        detector = make_detector(args.detector, args.weights, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

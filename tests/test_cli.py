@@ -84,6 +84,8 @@ def test_detect_missing_file_fails_clearly(tmp_path, capsys):
     ("--factor", "1.5", "argument --factor: expected a number between 0 and 1 (exclusive)"),
     ("--thresholds", "0.6 x 0.7", "argument --thresholds: expected three probabilities between 0 and 1"),
     ("--thresholds", "0.6 1.7 0.7", "argument --thresholds: expected probabilities between 0 and 1; got 1.7"),
+    ("--workers", "0", "argument --workers: expected a whole number of processes >= 1, e.g. 2; got 0"),
+    ("--workers", "1.5", "argument --workers: expected a whole number of processes >= 1, e.g. 2; got '1.5'"),
 ])
 def test_detect_refuses_bad_options_by_name(tmp_path, capsys, option, value, expected):
     with pytest.raises(SystemExit):
@@ -103,8 +105,19 @@ def test_detect_takes_thresholds_and_factor(tmp_path, astronaut, capsys):
     assert json.loads((out_dir / "astronaut.json").read_text()) == []
     from pipeline.cli import make_detector
 
-    det = make_detector("mtcnn", min_face_size=40, thresholds=[0.5, 0.6, 0.7], factor=0.6)
-    assert (det.min_face_size, det.thresholds, det.factor) == (40, (0.5, 0.6, 0.7), 0.6)
+    det = make_detector("mtcnn", min_face_size=40, thresholds=[0.5, 0.6, 0.7], factor=0.6, workers=3)
+    assert (det.min_face_size, det.thresholds, det.factor, det.parallel.workers) == (40, (0.5, 0.6, 0.7), 0.6, 3)
+
+
+def test_detect_on_one_worker_finds_what_the_default_finds(tmp_path, astronaut, capsys):
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    found = []
+    for extra in ([], ["--workers", "1"]):
+        out_dir = tmp_path / f"out{len(extra)}"
+        assert main(["detect", str(tmp_path / "astronaut.png"), "--out", str(out_dir), "--json", *extra]) == 0
+        found.append(json.loads((out_dir / "astronaut.json").read_text()))
+    assert len(found[0]) == len(found[1]) == 1
+    assert found[0][0]["box"] == pytest.approx(found[1][0]["box"], rel=1e-5)
 
 
 def test_weights_option_names_what_is_wrong(tmp_path, capsys):
