@@ -120,7 +120,8 @@ class CascadeDetector:
         if not trace.scales:
             trace.notes.append(no_level_note(H, W, self.min_face_size, window=WINDOW))
         sizes = [scaled_size(H, W, scale) for scale in trace.scales]
-        # each worker resizes and scans a share of the levels, about equal in work
+        # each worker resizes and scans a share of the levels, about equal in work (weighed as
+        # P-Net's levels are: the 12-net's scan too costs about a fixed amount per level pixel)
         shares = split_by_weight([level_work(H, W, h, w) for h, w in sizes], self.parallel.workers)
         parts = self.parallel.run(_scan_levels, self, [
             (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0])
