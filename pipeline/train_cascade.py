@@ -102,6 +102,8 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     start = time.perf_counter()
     train_set = cached_samples(net, "train", data_dir, out_dir, counts, seed, detector, log=log)
     val_set = cached_samples(net, "val", data_dir, out_dir, counts, seed, detector, log=log)
+    if detector is not None:  # the miner's helper processes are not needed for training (see train_mtcnn)
+        detector.parallel.close()
     log(f"{net}: samples ready in {time.perf_counter() - start:.0f} s")
     model = build_net(net, weights_dir, seed)
     task = task_for(net)

@@ -90,6 +90,9 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
                                                                   mined, per_photo),
                           what=f"{net} {split}", describe=describe_kinds, log=log)
             for split in ("train", "val"))
+        # the miner's helper processes end here: training does not use them, and as forks they
+        # would hold on to the old copy of every page of this process that training rewrites
+        detector.parallel.close()
     log(f"{net}: samples ready in {time.perf_counter() - start:.0f} s")
     model = NETS[net](rng=np.random.default_rng([seed, STAGES.index(net)]), landmarks=True).train()
     task = task_for_net(net)
