@@ -100,11 +100,14 @@ def maxpool_forward(x, size: int = 2, stride: int = 2, ceil_mode: bool = False, 
     phases, Hs, Ws, shifts = _phase_geometry(size, stride, OH, OW)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, Hs, Ws), dtype=np.int8 if size * size <= 127 else np.int16) if record_argmax else None
-    lowest = -np.inf
+    # -inf under a ceil-mode window's part beyond the edge. Without one (floor mode, or sizes
+    # that fit), only the cropped positions read the cells no phase copy fills: skip the fill.
+    overhang = (OH - 1) * stride + size > x.shape[2] or (OW - 1) * stride + size > x.shape[3]
 
     def pool_slice(s):
         Ns = len(range(*s.indices(N)))
-        ph = np.full((phases, phases, Ns, C, Hs, Ws), lowest, dtype=x.dtype)
+        shape = (phases, phases, Ns, C, Hs, Ws)
+        ph = np.full(shape, -np.inf, dtype=x.dtype) if overhang else np.empty(shape, dtype=x.dtype)
         for (pa, pb), src in _phase_views(x[s], stride, phases, Hs, Ws).items():
             ph[pa, pb, :, :, : src.shape[2], : src.shape[3]] = src
         flat = ph.reshape(phases, phases, -1)
