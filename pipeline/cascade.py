@@ -29,7 +29,7 @@ from . import arguments
 from .boxes import batched_nms, nms
 from .calibration import CALIBRATION_THRESHOLD, calibrate
 from .images import load_image, to_chw_float
-from .parallel import Parallel, crop_and_score, join_scores, split_by_weight, split_evenly
+from .parallel import Parallel, crop_and_score, join_scores, join_shares, split_by_weight, split_evenly
 from .proposals import normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
 from .resize import resize_area_pyramid
@@ -126,10 +126,7 @@ class CascadeDetector:
         parts = self.parallel.run(_scan_levels, self, [
             (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0])
             for share in shares])
-        found = [None] * len(sizes)  # each level's results, back in pyramid order
-        for share, part in zip(shares, parts):
-            for i, level in zip(share, part):
-                found[i] = level
+        found = join_shares(shares, parts)  # each level's results, back in pyramid order
         boxes, scores, levels = [], [], []
         for k, (size, (prob, b, s)) in enumerate(zip(sizes, found)):
             trace.level_sizes.append(size)

@@ -32,7 +32,7 @@ from nets.mtcnn_weights import RELEASED_THRESHOLDS
 
 from .boxes import apply_regression, make_square, nms
 from .images import load_image, to_chw_float
-from .parallel import Parallel, crop_and_score, join_scores, split_by_weight, split_evenly
+from .parallel import Parallel, crop_and_score, join_scores, join_shares, split_by_weight, split_evenly
 from . import arguments
 from .proposals import heatmap_to_boxes, normalize
 from .pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
@@ -81,8 +81,8 @@ class MTCNNDetector:
     `nets.batch_last.BatchLastCache`, and never changes their modes or caches);
     workers: how many processes share each stage's work, pyramid levels and crops: this one
     and forked helpers (default: the CPUs available, at most four; threads where fork is
-    missing; see `pipeline.parallel`); conventions: "released" keeps the three pixel conventions the
-    released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
+    missing; see `pipeline.parallel`); conventions: "released" keeps the three pixel
+    conventions the released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
     "exact" drops them, for nets trained here on exact windows (default: the weights' own;
     "released" for ``nets``).
     One detector runs one ``detect`` at a time: give each thread of yours its own detector.
@@ -141,10 +141,7 @@ class MTCNNDetector:
         parts = self.parallel.run(_scan_levels, self, [
             (image_chw, [trace.scales[i] for i in share], [sizes[i] for i in share], self.thresholds[0], self.exact)
             for share in shares])
-        found = [None] * len(sizes)  # each level's results, back in pyramid order
-        for share, part in zip(shares, parts):
-            for i, level in zip(share, part):
-                found[i] = level
+        found = join_shares(shares, parts)  # each level's results, back in pyramid order
         for size, (prob, b, s, o, keep) in zip(sizes, found):
             trace.level_sizes.append(size)
             trace.prob_maps.append(prob)
@@ -173,7 +170,8 @@ class MTCNNDetector:
         the crops made."""
         # each worker crops and scores a share of the boxes
         chunks = split_evenly(len(candidates), self.parallel.workers)
-        parts = self.parallel.run(_score_boxes, self, [(image_chw, net_name, candidates.boxes[c], size) for c in chunks])
+        shares = [(image_chw, net_name, candidates.boxes[chunk], size) for chunk in chunks]
+        parts = self.parallel.run(_score_boxes, self, shares)
         kept, out = join_scores([chunk.start for chunk in chunks], parts)
         if not out:
             return candidates.boxes[:0], np.zeros(0, np.float32), {}

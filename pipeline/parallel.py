@@ -202,6 +202,17 @@ def split_evenly(count: int, parts: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
+def join_shares(shares, parts) -> list:
+    """The results of ``run`` on shares of indices (e.g. `split_by_weight`'s), back in index
+    order: part k holds one result per index of shares[k], in that share's order. Returns a list
+    as long as all the shares together."""
+    joined = [None] * sum(len(share) for share in shares)
+    for share, part in zip(shares, parts):
+        for i, result in zip(share, part):
+            joined[i] = result
+    return joined
+
+
 def split_by_weight(weights, parts: int) -> list[list[int]]:
     """The indices of ``weights`` in at most ``parts`` groups of about equal total weight: the
     heaviest first, each into the lightest group so far. Each group in increasing order; no

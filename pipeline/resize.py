@@ -212,7 +212,8 @@ def _bands(in_size: int, out_size: int, band: int, dtype_str: str) -> tuple:
     first = np.arange(0, out_size, band)  # i0 of every block
     last = np.minimum(first + band, out_size)  # i1
     lo, hi = starts[first], ends[last - 1]
-    outputs = np.minimum(first[:, None] + np.arange(band), out_size - 1)  # (blocks, band); the last block's extra rows are cut below
+    # (blocks, band) output indices; the last block's extra rows repeat its last, and are cut below
+    outputs = np.minimum(first[:, None] + np.arange(band), out_size - 1)
     columns = lo[:, None, None] + np.arange(int((hi - lo).max()))  # (blocks, 1, width)
     inside = (columns >= starts[outputs][..., None]) & (columns < ends[outputs][..., None])
     blocks = (inside / (ends - starts)[outputs][..., None]).astype(np.dtype(dtype_str))

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from pipeline.helpers import Helpers, can_fork
-from pipeline.parallel import Parallel, split_by_weight, split_evenly
+from pipeline.parallel import Parallel, join_shares, split_by_weight, split_evenly
+
+from forked import run_forked
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="helper processes need fork (POSIX)")
 
@@ -199,12 +201,7 @@ def test_a_process_forked_after_a_session_starts_its_own_helpers():
         with parallel.session(owner):
             queue.put(parallel.run(where_and_value, owner, [(1,), (2,)]))
 
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(timeout=60)
-    if process.is_alive():
-        process.kill()
-        pytest.fail("the forked child hung")
+    run_forked(child)
     (child_pid, one), (its_helper, two) = queue.get()
     assert (one, two) == (8, 9) and its_helper not in (parent_helper, child_pid, os.getpid())
     with parallel.session(owner):  # the parent's own helper still answers, in step
@@ -225,6 +222,9 @@ def test_shares_split_evenly_and_by_weight():
     for parts in (2, 3, 5):
         groups = split_by_weight(areas, parts)
         assert sorted(i for group in groups for i in group) == list(range(8))
+        # each group's results (one per index, in the group's order) go back in index order
+        assert join_shares(groups, [[areas[i] * 10 for i in group] for group in groups]) == [a * 10 for a in areas]
+    assert join_shares([], []) == []
 
 
 def test_helpers_end_promptly_while_another_fork_of_this_process_lives():

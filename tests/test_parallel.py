@@ -8,6 +8,8 @@ import pytest
 from pipeline import MTCNNDetector
 from pipeline.parallel import Parallel
 
+from forked import run_forked
+
 
 def test_map_keeps_order_inside_and_outside_a_session():
     parallel = Parallel(workers=2)
@@ -52,8 +54,6 @@ def test_the_threads_are_kept_between_sessions_and_end_with_the_parallel():
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork is POSIX-only")
 def test_a_process_forked_after_a_session_makes_its_own_threads():
     """The child inherits the pool object but not its threads; it must not wait for them."""
-    import multiprocessing
-
     parallel = Parallel(2)
     with parallel.session():
         assert parallel.map(lambda i: i * i, range(4)) == [0, 1, 4, 9]
@@ -62,10 +62,4 @@ def test_a_process_forked_after_a_session_makes_its_own_threads():
         with parallel.session():
             assert parallel.map(lambda i: i + 1, range(6)) == [1, 2, 3, 4, 5, 6]
 
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(timeout=60)
-    if process.is_alive():
-        process.kill()
-        pytest.fail("the forked child hung waiting for its parent's threads")
-    assert process.exitcode == 0
+    assert run_forked(child, "the forked child, waiting for its parent's threads,") == 0

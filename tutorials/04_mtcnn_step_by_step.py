@@ -297,8 +297,8 @@ print(f"P-Net on a 40 x 40 level: {alone[0] * 1e3:.2f} ms alone, {np.mean(both) 
 runs = 3 if _tutorial.QUICK else 10
 for workers in (1, 2):
     detector = MTCNNDetector(workers=workers)
-    for _ in range(3):  # the first calls start the helper process and let both grow their memory
-        detector.detect(astronaut)
+    for _ in range(3):  # the first calls start the helper, grow both processes' memory and, once,
+        detector.detect(astronaut)  # let BLAS restart its threads after the fork (they spin ~0.1 s)
     start = time.perf_counter()
     for _ in range(runs):
         detector.detect(astronaut)
