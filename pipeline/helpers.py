@@ -23,8 +23,8 @@ Cascade-CNN's nets' versions, `nets.versions`), and a different key starts new h
 everything else a share needs (thresholds, conventions) comes with the share. A larger image
 than the shared memory holds also starts new helpers, and so do a process forked from this one
 (it must not talk on its parent's pipes) and an interrupted share (its answer would be out of
-step). Starting a helper costs a few milliseconds; each has the
-memory of its own arrays (on a 6000 x 4000 photo, about as much as this process).
+step). Starting a helper costs a few milliseconds; each has the memory of its own arrays (on
+a 6000 x 4000 photo, about as much as this process).
 
 Helpers are forks (`layers.forks`: Linux only, and not from inside a daemonic process such as
 a multiprocessing pool's worker); elsewhere `pipeline.parallel.Parallel` uses threads.

@@ -82,9 +82,9 @@ class MTCNNDetector:
     workers: how many processes share each stage's work, pyramid levels and crops: this one
     and forked helpers (default: the CPUs available, at most four; threads where fork is
     missing; see `pipeline.parallel`); conventions: "released" keeps the three pixel
-    conventions the released weights were trained with (see `union_nms`, `heatmap_to_boxes` and `propose`),
-    "exact" drops them, for nets trained here on exact windows (default: the weights' own;
-    "released" for ``nets``).
+    conventions the released weights were trained with (see `union_nms`, `heatmap_to_boxes`
+    and `propose`), "exact" drops them, for nets trained here on exact windows (default: the
+    weights' own; "released" for ``nets``).
     One detector runs one ``detect`` at a time: give each thread of yours its own detector.
 
         det = MTCNNDetector()

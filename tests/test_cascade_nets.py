@@ -325,7 +325,6 @@ def test_lrn_within_by_hand():
     assert_close(out, [[[[1.0 / 6.0, 2.0 / 15.0, 3.0 / 14.0]]]], REFERENCE_F64)
 
 
-
 def test_window_sums_are_multiplies_by_a_band_of_ones():
     from layers.lrn import ones_band
 
@@ -335,6 +334,7 @@ def test_window_sums_are_multiplies_by_a_band_of_ones():
     # each entry's window of 3, the ends padded with zeros
     assert (np.array([1, 2, 3, 4, 5], np.float32) @ band).tolist() == [3, 6, 9, 12, 9]
     assert ones_band(2, 9).tolist() == [[1, 1], [1, 1]]  # a window wider than the axis
+
 
 @given(N=st.integers(1, 2), C=st.integers(1, 3), H=st.integers(1, 7), W=st.integers(1, 7),
        size=st.sampled_from([1, 3, 5, 9]), seed=seeds())

@@ -259,12 +259,13 @@ print("figures written to", OUT)
 # %%
 import threading
 
+from nets.batch_last import BatchLast
 from pipeline.proposals import normalize
 from pipeline.resize import resize_area
 from pipeline.strips import pnet_maps_in_strips
 
 small_level = normalize(resize_area(image_chw, 40, 40))   # (3, 40, 40)
-pnet_fast = det._batch_last(det.pnet)                     # P-Net in the detector's layout
+pnet_fast = BatchLast(det.pnet)                           # P-Net in the detector's layout
 repeats = 50 if _tutorial.QUICK else 400
 
 
@@ -283,7 +284,8 @@ for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
-print(f"P-Net on a 40 x 40 level: {alone[0] * 1e3:.2f} ms alone, {np.mean(both) * 1e3:.2f} ms each in two threads at once")
+print(f"P-Net on a 40 x 40 level: {alone[0] * 1e3:.2f} ms alone, "
+      f"{np.mean(both) * 1e3:.2f} ms each in two threads at once")
 
 # %% [markdown]
 # Each thread is slower than one alone, by more than the second core gives back. So the
