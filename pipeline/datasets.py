@@ -129,16 +129,18 @@ def _is_number_line(fields) -> bool:
     return True
 
 
-def _read_grouped(path, fields_allowed, what: str) -> dict[str, np.ndarray]:
+def _read_grouped(path, fields_allowed, what: str, width: int | None = None, check=None) -> dict[str, np.ndarray]:
     """The layout shared by WIDER FACE and FDDB: a name line, a count line, then ``count``
-    lines of numbers. Returns name -> (count, F) float64 array of the first F numbers,
-    F = min(fields_allowed), in file order.
+    lines of numbers. Returns name -> (count, F) float64 array of the first F numbers, in file
+    order; F = width (default min(fields_allowed)), shorter lines padded with zeros.
+    check: optional function of a row's numbers returning what is wrong with them (a str,
+    raised as a DataError naming the file and line) or None.
 
     A count of 0 may be followed by one line of numbers (real WIDER files write a line of
     zeros there) or by nothing; the line is skipped.
     """
     path = Path(path)
-    width = min(fields_allowed)
+    width = min(fields_allowed) if width is None else width
     lines = list(_lines(path))
     out: dict[str, np.ndarray] = {}
     i = 0
@@ -163,7 +165,11 @@ def _read_grouped(path, fields_allowed, what: str) -> dict[str, np.ndarray]:
                 expected = " or ".join(str(n) for n in fields_allowed)
                 raise DataError(f"{path}, line {number}: expected {expected} fields ({what}), "
                                 f"got {len(fields)}")
-            rows.append(_numbers(fields, path, number, what)[:width])
+            values = _numbers(fields, path, number, what)[:width]
+            problem = None if check is None else check(values)
+            if problem:
+                raise DataError(f"{path}, line {number}: {problem}")
+            rows.append(values + [0.0] * (width - len(values)))
             i += 1
         if count == 0 and i < len(lines) and _is_number_line(lines[i][1]):
             i += 1  # WIDER's placeholder line of zeros after a count of 0

@@ -52,6 +52,8 @@ from .boxes import pairwise_overlap
 from .cascade_samples import _faces_and_photos, negative_photos, random_negatives
 from .images import load_image
 from .multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE
+from .photo_windows import (MIN_WINDOW, PhotoCounts, around_faces, inside, large_faces, max_overlap,
+                            near_negative_windows, pick, random_negative_windows, snap_to_pixels)
 from .samples import NEGATIVE_IOU, POSITIVE_IOU, cut, gray_share, match_colour, windows_away_from
 from .training import SampleSet, load_or_build
 
@@ -106,26 +108,6 @@ def windows_around(rng: np.random.Generator, box, count: int, min_scale: float =
     cx = (x1 + x2) / 2 + rng.uniform(-max_shift, max_shift, count) * w
     cy = (y1 + y2) / 2 + rng.uniform(-max_shift, max_shift, count) * h
     return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
-
-
-def snap_to_pixels(windows) -> np.ndarray:
-    """Squares on whole pixels: x1, y1 rounded down, the side rounded to the nearest whole
-    number (at least 1). windows: (N, 4) squares. Returns (N, 4) float64.
-
-    `cut` crops whole pixels (it truncates the corners), so a window off the pixel grid would
-    be cut up to a pixel away from where its targets are measured; on the grid, the crop is
-    the window exactly.
-    """
-    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
-    side = np.maximum(np.rint(windows[:, 2] - windows[:, 0]), 1)
-    x1, y1 = np.floor(windows[:, 0]), np.floor(windows[:, 1])
-    return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
-
-
-def inside(windows, width: int, height: int) -> np.ndarray:
-    """(N,) bool: which windows (N, 4) lie wholly inside a width x height image."""
-    windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
-    return ((windows[:, 0] >= 0) & (windows[:, 1] >= 0) & (windows[:, 2] <= width) & (windows[:, 3] <= height))
 
 
 def label_windows(windows, box) -> tuple[np.ndarray, np.ndarray]:
@@ -366,3 +348,153 @@ def build_mined_samples(net: str, split: str, data_dir, counts: MTCNNSampleCount
              for face in faces]
     parts.append(mined_photo_negatives(rng, detector, photos, size, stage, photo_windows))
     return SampleSet.concat([base, *parts])
+
+
+# ---------------------------------------------------------------- the recipe on whole photos (WIDER FACE)
+
+@dataclass
+class MTCNNRecipe:
+    """What one MTCNN net trains on when the faces come from whole photos (`build_photo_samples`).
+
+    photo: the windows drawn on each WIDER photo (`pipeline.photo_windows.PhotoCounts`);
+    landmarks_per_face: landmark samples per face with five points (cuhk80 and wild_landmarks);
+    free_negatives_per_photo: random windows per face-free photo; max_rotation: landmark
+    samples are turned by up to this many degrees; max_landmark_faces, max_free_photos: use
+    only the first ones (quick runs). Hard examples (R-Net, O-Net): mined_negatives and
+    mined_faces, the most windows the earlier stages pass on per WIDER photo that are taken as
+    negatives, and as positives and parts (each kind); mined_free_per_photo: per face-free photo.
+    """
+
+    photo: PhotoCounts
+    landmarks_per_face: int = 4
+    free_negatives_per_photo: int = 10
+    max_rotation: float = 5.0
+    max_landmark_faces: int | None = None
+    max_free_photos: int | None = None
+    mined_negatives: int = 0
+    mined_faces: int = 0
+    mined_free_per_photo: int = 0
+
+
+def photo_samples(rng: np.random.Generator, image: np.ndarray, photo, size: int, counts: PhotoCounts,
+                  share_gray: float) -> SampleSet:
+    """Negatives, positives and parts of one WIDER photo, at size x size.
+
+    image: (H, W, 3) uint8 RGB; photo: its `pipeline.wider.WiderPhoto` (boxes in pixels);
+    counts: how many of each; share_gray: probability of turning a patch gray.
+    Positives and parts carry the offsets of the face they overlap most.
+    """
+    height, width = image.shape[:2]
+    faces = large_faces(photo.faces, counts.min_face)
+    windows, overlap, target = around_faces(rng, width, height, faces, counts.candidates)
+    sets = []
+    for kind, chosen in ((POSITIVE, pick(rng, np.flatnonzero(overlap > POSITIVE_IOU), counts.positives * len(faces))),
+                         (PART, pick(rng, np.flatnonzero((overlap >= PART_IOU) & (overlap <= POSITIVE_IOU)),
+                                     counts.parts * len(faces)))):
+        boxes = faces[target[chosen]]
+        offsets = (boxes - windows[chosen]) / (windows[chosen, 2:3] - windows[chosen, 0:1])
+        sets.append((cut(image, windows[chosen], size)[0], _labels(kind, len(chosen), box=offsets)))
+    negatives = np.concatenate([random_negative_windows(rng, width, height, photo.boxes, counts.random_negatives),
+                                near_negative_windows(rng, width, height, faces, photo.boxes, counts.near_negatives)])
+    patches, kept = cut(image, negatives, size)
+    sets.append((patches, _labels(NEGATIVE, len(kept))))
+    images = match_colour(rng, np.concatenate([patches for patches, _ in sets]), share_gray)
+    return SampleSet(images, {name: np.concatenate([labels[name] for _, labels in sets])
+                              for name in ("kind", "box", "landmarks")})
+
+
+def landmark_samples(rng: np.random.Generator, image: np.ndarray, box, points, size: int, count: int,
+                     max_rotation: float, share_gray: float, candidates: int = 20) -> SampleSet:
+    """Up to ``count`` landmark samples of one face: windows about it with IoU > 0.65, cut from
+    the photo turned by a random angle within +-max_rotation degrees about the face centre, the
+    points turned alike (a sample whose points leave the window is dropped)."""
+    height, width = image.shape[:2]
+    box = np.asarray(box, np.float64)
+    windows = snap_to_pixels(windows_around(rng, box, candidates))
+    windows = windows[inside(windows, width, height)]
+    kinds, _ = label_windows(windows, box)
+    centre = (box[:2] + box[2:]) / 2
+    sets = []
+    for window in windows[_pick(rng, np.flatnonzero(kinds == POSITIVE), count)]:
+        angle = rng.uniform(-max_rotation, max_rotation)
+        targets = landmark_targets(window[None], rotate_points(points, angle, centre))
+        if np.all((targets > 0) & (targets < 1)):
+            sets.append((cut(rotate_image(image, angle, centre), window[None], size)[0],
+                         _labels(LANDMARK, 1, points=targets)))
+    if not sets:
+        return SampleSet(np.zeros((0, size, size, 3), np.uint8), _labels(LANDMARK, 0))
+    images = match_colour(rng, np.concatenate([patches for patches, _ in sets]), share_gray)
+    return SampleSet(images, {name: np.concatenate([labels[name] for _, labels in sets])
+                              for name in ("kind", "box", "landmarks")})
+
+
+def mined_photo_samples(rng: np.random.Generator, detector, image: np.ndarray, photo, size: int, stage: int,
+                        recipe: MTCNNRecipe, share_gray: float) -> SampleSet:
+    """Hard examples of one WIDER photo: the windows the earlier stage(s) pass on, on whole
+    pixels, labelled by IoU: negative below 0.3 with every box, positive above 0.65 and part
+    from 0.4 with the valid face they overlap most (its offsets as the target; these must lie
+    inside the photo). At most recipe.mined_negatives negatives and recipe.mined_faces of each
+    other kind."""
+    height, width = image.shape[:2]
+    windows = snap_to_pixels(proposed_windows(detector, image, stage))
+    windows = windows[(windows[:, 2] - windows[:, 0]) >= MIN_WINDOW]
+    sets = []
+    faces = photo.faces
+    if len(faces) and len(windows):
+        overlap = pairwise_overlap(windows, faces)
+        target = overlap.argmax(axis=1)
+        best = overlap[np.arange(len(windows)), target]
+        whole = inside(windows, width, height)
+        for kind, mask in ((POSITIVE, best > POSITIVE_IOU), (PART, (best >= PART_IOU) & (best <= POSITIVE_IOU))):
+            chosen = pick(rng, np.flatnonzero(mask & whole), recipe.mined_faces)
+            offsets = (faces[target[chosen]] - windows[chosen]) / (windows[chosen, 2:3] - windows[chosen, 0:1])
+            sets.append((cut(image, windows[chosen], size)[0], _labels(kind, len(chosen), box=offsets)))
+    negatives = windows[pick(rng, np.flatnonzero(max_overlap(windows, photo.boxes) < NEGATIVE_IOU),
+                             recipe.mined_negatives)]
+    patches, kept = cut(image, negatives, size)
+    sets.append((patches, _labels(NEGATIVE, len(kept))))
+    images = match_colour(rng, np.concatenate([patches for patches, _ in sets]), share_gray)
+    return SampleSet(images, {name: np.concatenate([labels[name] for _, labels in sets])
+                              for name in ("kind", "box", "landmarks")})
+
+
+def build_photo_samples(net: str, split: str, data_dir, recipe: MTCNNRecipe, seed: int, detector=None,
+                        progress: bool = False) -> SampleSet:
+    """The samples of "pnet", "rnet" or "onet" for one split ("train" or "val") by MTCNN's
+    recipe on whole photos: from each WIDER photo of the split its negatives, positives and
+    parts (`photo_samples`); landmark samples from the split's cuhk80 and wild_landmarks faces;
+    random windows of the split's face-free photos; and, for R-Net and O-Net (detector: an
+    `MTCNNDetector` with the earlier nets trained), the hard examples those nets pass on, on the
+    WIDER photos (`mined_photo_samples`) and the face-free photos. Deterministic for a seed."""
+    from .wider import landmark_faces, wider_split
+
+    size = SAMPLE_SIZES[net]
+    rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 4])
+    photos = wider_split(data_dir, split)[: recipe.photo.max_photos]
+    free = negative_photos(data_dir, split)[: recipe.max_free_photos]
+    marked = landmark_faces(data_dir, split)[: recipe.max_landmark_faces]
+    share = gray_share(negative_photos(data_dir, "train"))
+    stage = {"pnet": 0, "rnet": 1, "onet": 2}[net]
+    if stage and detector is None:
+        raise ValueError(f"{net}'s hard examples are mined: pass the detector of the earlier stages")
+    parts = []
+    for photo in _bar(photos, f"{net} {split}: photos", progress):
+        image = load_image(photo.path)
+        parts.append(photo_samples(rng, image, photo, size, recipe.photo, share))
+        if stage:
+            parts.append(mined_photo_samples(rng, detector, image, photo, size, stage, recipe, share))
+    for face in _bar(marked, f"{net} {split}: landmark faces", progress):
+        parts.append(landmark_samples(rng, load_image(face.path), face.box, face.landmarks, size,
+                                      recipe.landmarks_per_face, recipe.max_rotation, share))
+    parts.append(photo_negatives(rng, free, size, recipe.free_negatives_per_photo * len(free)))
+    if stage:
+        parts.append(mined_photo_negatives(rng, detector, free, size, stage, recipe.mined_free_per_photo))
+    return SampleSet.concat(parts)
+
+
+def _bar(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="image", leave=False, disable=None)

@@ -21,21 +21,25 @@ import numpy as np
 from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, round_to_storage, save_net, weights_path
 
 from .calibration import NUM_PATTERNS, mirrored_patterns
-from .cascade_samples import FACE, SampleCounts, cached_samples
-from .datasets import face_split
-from .training import ClassifierTask, TrainConfig, Trainer, run_stages
+from .cascade_samples import FACE, CascadeRecipe, build_photo_samples, describe
+from .photo_windows import PhotoCounts, large_faces
+from .training import ClassifierTask, TrainConfig, Trainer, load_or_build, run_stages, sample_cache_path
 
 STAGES = ("net12", "cal12", "net24", "cal24", "net48", "cal48")
 TARGET_RECALL = 0.99  # each detection stage keeps this share of the validation faces
 
-# Sizes and schedules, chosen so that the whole procedure takes about three hours on two cores.
-COUNTS = {
-    "net12": SampleCounts(positives_per_face=4, face_negatives_per_face=3, negatives_per_photo=60),
-    "cal12": SampleCounts(patterns_per_face=10),
-    "net24": SampleCounts(positives_per_face=3, face_negatives_per_face=2, negatives_per_photo=40),
-    "cal24": SampleCounts(patterns_per_face=8),
-    "net48": SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=20),
-    "cal48": SampleCounts(patterns_per_face=3),
+# Samples per net (from the WIDER training photos by MTCNN's window recipe, the face-free photos
+# and, for the calibration nets, also the cuhk80 faces; `pipeline.cascade_samples.CascadeRecipe`).
+RECIPES = {
+    "net12": CascadeRecipe(PhotoCounts(random_negatives=40, near_negatives=3), positives_per_face=4,
+                           free_negatives_per_photo=30),
+    "cal12": CascadeRecipe(PhotoCounts(), patterns_per_face=8),
+    "net24": CascadeRecipe(PhotoCounts(random_negatives=10, near_negatives=2), positives_per_face=3,
+                           free_negatives_per_photo=30, mined_per_photo=40),
+    "cal24": CascadeRecipe(PhotoCounts(), patterns_per_face=6),
+    "net48": CascadeRecipe(PhotoCounts(random_negatives=5, near_negatives=1), positives_per_face=2,
+                           free_negatives_per_photo=20, mined_per_photo=30),
+    "cal48": CascadeRecipe(PhotoCounts(), patterns_per_face=3),
 }
 CONFIGS = {
     "net12": TrainConfig(epochs=12, batch_size=128, lr=0.02, milestones=(8, 11), weight_decay=5e-4),
@@ -45,10 +49,17 @@ CONFIGS = {
     "net48": TrainConfig(epochs=5, batch_size=128, lr=0.01, milestones=(3, 5), weight_decay=5e-4),
     "cal48": TrainConfig(epochs=5, batch_size=128, lr=0.01, milestones=(3, 5), weight_decay=5e-4),
 }
-# A run small enough for the test suite and the tutorial (FACECASCADE_QUICK=1, --quick).
-QUICK_COUNTS = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=10,
-                            patterns_per_face=3, max_faces=300, max_photos=40)
-QUICK_EPOCHS = 2
+# A run small enough for the test suite and the tutorial (FACECASCADE_QUICK=1, --quick): the first
+# 40 WIDER photos, 40 face-free photos and 300 cuhk80 faces, 2 epochs.
+QUICK_PHOTOS, QUICK_FACES, QUICK_EPOCHS = 40, 300, 2
+
+
+def recipe_for(net: str, quick: bool = False) -> CascadeRecipe:
+    """The sample recipe of a net, cut down for a quick run."""
+    recipe = RECIPES[net]
+    if not quick:
+        return recipe
+    return replace(recipe, photo=replace(recipe.photo, max_photos=QUICK_PHOTOS), max_faces=QUICK_FACES)
 
 
 def task_for(net: str) -> ClassifierTask:
@@ -58,9 +69,12 @@ def task_for(net: str) -> ClassifierTask:
     return ClassifierTask(2, mirror_map=np.arange(2), positive_class=FACE, target_recall=TARGET_RECALL)
 
 
-def face_aspect(data_dir) -> float:
-    """Median height / width of the training face boxes (MTCNN convention)."""
-    boxes = np.array([face.box for face in face_split(data_dir, "train")])
+def face_aspect(data_dir, min_face: float = 20.0) -> float:
+    """Median height / width of the training faces: the valid WIDER faces of at least
+    min_face px (the faces the cascade is trained to find)."""
+    from .wider import wider_split
+
+    boxes = large_faces(np.concatenate([photo.faces for photo in wider_split(data_dir, "train")]), min_face)
     return float(np.median((boxes[:, 3] - boxes[:, 1]) / (boxes[:, 2] - boxes[:, 0])))
 
 
@@ -94,14 +108,18 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     """Train one net of the cascade; returns the path of its weights file."""
     out_dir = Path(out_dir)
     weights_dir = out_dir / "weights"
-    counts = QUICK_COUNTS if quick else COUNTS[net]
+    recipe = recipe_for(net, quick)
     config = replace(CONFIGS[net], seed=seed, epochs=QUICK_EPOCHS if quick else CONFIGS[net].epochs)
     detector = None
     if net in ("net24", "net48"):
         detector = _detector_so_far(weights_dir, 1 if net == "net24" else 2)
     start = time.perf_counter()
-    train_set = cached_samples(net, "train", data_dir, out_dir, counts, seed, detector, log=log)
-    val_set = cached_samples(net, "val", data_dir, out_dir, counts, seed, detector, log=log)
+    train_set, val_set = (
+        load_or_build(sample_cache_path(out_dir, net, split, recipe, seed),
+                      lambda split=split: build_photo_samples(net, split, data_dir, recipe, seed, detector,
+                                                              progress=progress),
+                      what=f"{net} {split}", describe=describe, log=log)
+        for split in ("train", "val"))
     if detector is not None:  # the miner's helper processes are not needed for training (see train_mtcnn)
         detector.parallel.close()
     log(f"{net}: samples ready in {time.perf_counter() - start:.0f} s")

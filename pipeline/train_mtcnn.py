@@ -35,31 +35,46 @@ from nets import ONet, PNet, RNet
 from nets.mtcnn_weights import scratch_path
 from nets.weights import load_weights, save_weights
 
-from .mtcnn_samples import MTCNNSampleCounts, build_mined_samples, cached_mtcnn_samples, describe_kinds
+from .mtcnn_samples import MTCNNRecipe, build_photo_samples, describe_kinds
 from .multitask import task_for_net
-from .training import TrainConfig, Trainer, load_or_build, run_stages
+from .photo_windows import PhotoCounts
+from .training import TrainConfig, Trainer, load_or_build, run_stages, sample_cache_path
 
 STAGES = ("pnet", "rnet", "onet")
 NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
-COUNTS = {"pnet": MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4,
-                                    face_negatives_per_face=2, photo_negatives_per_face=4),
-          "rnet": MTCNNSampleCounts(positives_per_face=1, parts_per_face=1, landmarks_per_face=2,
-                                    face_negatives_per_face=1, photo_negatives_per_face=1),
-          "onet": MTCNNSampleCounts(positives_per_face=1, parts_per_face=1, landmarks_per_face=2,
-                                    face_negatives_per_face=1, photo_negatives_per_face=1)}
-# hard examples per face photo (of each kind) and per face-free photo
-MINED = {"rnet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25),
-         "onet": (MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, face_negatives_per_face=2), 25)}
+# Samples per net (MTCNN's recipe on the WIDER training photos, `pipeline.mtcnn_samples.MTCNNRecipe`):
+# negatives : positives : parts : landmarks come out near the paper's 3 : 1 : 1 : 2 for P-Net.
+# R-Net and O-Net add the hard examples the earlier nets pass on.
+RECIPES = {
+    "pnet": MTCNNRecipe(PhotoCounts(random_negatives=40, near_negatives=3, positives=4, parts=4),
+                        landmarks_per_face=4, free_negatives_per_photo=10),
+    "rnet": MTCNNRecipe(PhotoCounts(random_negatives=20, near_negatives=2, positives=3, parts=3),
+                        landmarks_per_face=3, free_negatives_per_photo=5,
+                        mined_negatives=40, mined_faces=20, mined_free_per_photo=10),
+    "onet": MTCNNRecipe(PhotoCounts(random_negatives=12, near_negatives=2, positives=3, parts=3),
+                        landmarks_per_face=3, free_negatives_per_photo=3,
+                        mined_negatives=30, mined_faces=20, mined_free_per_photo=10),
+}
 # The new box and landmark heads start far from their targets: SGD with momentum diverged at
 # lr >= 0.01 on P-Net here, and 0.005 trains steadily; the deeper O-Net diverged within six batches
 # at 0.005 and trains steadily at 0.002.
 CONFIGS = {"pnet": TrainConfig(epochs=12, batch_size=256, lr=0.005, milestones=(8, 11), weight_decay=5e-4),
            "rnet": TrainConfig(epochs=10, batch_size=256, lr=0.005, milestones=(7, 9), weight_decay=5e-4),
            "onet": TrainConfig(epochs=12, batch_size=256, lr=0.002, milestones=(8, 11), weight_decay=5e-4)}
-QUICK_COUNTS = MTCNNSampleCounts(max_faces=200, max_photos=20)
+# A quick run uses the first 40 WIDER photos, 300 landmark faces and 40 face-free photos.
+QUICK_LIMITS = {"max_landmark_faces": 300, "max_free_photos": 40}
+QUICK_PHOTOS = 40
 # A quick run has a few thousand samples per net: small batches give its nets enough steps to
 # learn something, so that the windows they pass on (the next net's hard examples) are few.
 QUICK_SCHEDULE = {"epochs": 6, "batch_size": 64, "milestones": ()}
+
+
+def recipe_for(net: str, quick: bool = False) -> MTCNNRecipe:
+    """The sample recipe of a net, cut down to a few photos for a quick run."""
+    recipe = RECIPES[net]
+    if not quick:
+        return recipe
+    return replace(recipe, photo=replace(recipe.photo, max_photos=QUICK_PHOTOS), **QUICK_LIMITS)
 
 
 def weights_file(net: str, folder) -> Path:
@@ -73,23 +88,17 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     if net not in STAGES:
         raise ValueError(f"stage {net!r} is not available; stages are {list(STAGES)}")
     out_dir = Path(out_dir)
-    counts = QUICK_COUNTS if quick else COUNTS[net]
+    recipe = recipe_for(net, quick)
     config = replace(CONFIGS[net], seed=seed, **(QUICK_SCHEDULE if quick else {}))
     start = time.perf_counter()
-    if net == "pnet":
-        train_set = cached_mtcnn_samples(net, "train", data_dir, out_dir, counts, seed, log=log)
-        val_set = cached_mtcnn_samples(net, "val", data_dir, out_dir, counts, seed, log=log)
-    else:
-        detector = detector_so_far(out_dir / "weights", STAGES.index(net))
-        mined, per_photo = MINED[net]
-        if quick:
-            mined = replace(mined, max_faces=counts.max_faces, max_photos=counts.max_photos)
-        train_set, val_set = (
-            load_or_build(out_dir / "samples" / f"{net}-{split}.npz",
-                          lambda split=split: build_mined_samples(net, split, data_dir, counts, seed, detector,
-                                                                  mined, per_photo),
-                          what=f"{net} {split}", describe=describe_kinds, log=log)
-            for split in ("train", "val"))
+    detector = detector_so_far(out_dir / "weights", STAGES.index(net)) if net != "pnet" else None
+    train_set, val_set = (
+        load_or_build(sample_cache_path(out_dir, net, split, recipe, seed),
+                      lambda split=split: build_photo_samples(net, split, data_dir, recipe, seed, detector,
+                                                              progress=progress),
+                      what=f"{net} {split}", describe=describe_kinds, log=log)
+        for split in ("train", "val"))
+    if detector is not None:
         # the miner's helper processes end here: training does not use them, and as forks they
         # would hold on to the old copy of every page of this process that training rewrites
         detector.parallel.close()

@@ -31,6 +31,7 @@ one run equal one epoch, stop, resume, one epoch. Checkpoints are written atomic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -115,6 +116,17 @@ def load_or_build(path, build, what: str = "samples", describe=None, log=print) 
     summary = f" ({describe(samples)})" if describe is not None else ""
     log(f"{what}: made {len(samples):,} samples{summary} -> {path}")
     return samples
+
+
+def sample_cache_path(out_dir, net: str, split: str, recipe, seed: int) -> Path:
+    """Where a sample set is cached: ``<out_dir>/samples/<net>-<split>-<key>.npz``, the key a
+    hash of everything the samples depend on (the recipe's fields, quick runs' limits among
+    them, and the seed), so that a run with other settings never reads another's samples.
+    recipe: a dataclass."""
+    text = json.dumps({"recipe": asdict(recipe), "seed": seed, "net": net, "split": split},
+                      sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Path(out_dir) / "samples" / f"{net}-{split}-{key}.npz"
 
 
 def to_input(images: np.ndarray, flip=None) -> np.ndarray:
