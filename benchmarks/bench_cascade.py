@@ -28,6 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+from pipeline.data_location import data_location  # noqa: E402
 from bench_detect import median_time  # noqa: E402  (median of repeats after one warm-up)
 PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
 
@@ -67,7 +68,7 @@ def training_worker(repeats: int, batch: int) -> None:
 def photo_640x480() -> tuple[np.ndarray, str]:
     from PIL import Image
 
-    data = Path(os.environ.get("FACECASCADE_DATA", REPO.parent / "shared" / "data"))
+    data = data_location()[0]  # the project's rule: FACECASCADE_DATA, else shared/data beside it
     path = data / "photos" / "2008_002470.jpg"
     if path.exists():
         return np.array(Image.open(path).convert("RGB").resize((640, 480), Image.BICUBIC)), path.name

@@ -42,7 +42,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATA = Path(os.environ.get("FACECASCADE_DATA", REPO.parent / "shared" / "data"))
+from pipeline.data_location import data_location  # noqa: E402
+DATA = data_location()[0]  # the project's rule: FACECASCADE_DATA, else shared/data beside it
 
 
 def test_images() -> dict[str, np.ndarray]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 
+from pathlib import Path
+
 import numpy as np
 
 from layers import softmax
@@ -79,7 +81,9 @@ class CascadeDetector:
     for at most 0.1 false positives per face-free photo, stored with the weights); factor:
     pyramid shrink factor; nets: a `CascadeNets` to use instead of the shipped weights (used,
     not copied: each ``detect`` sees their current weights); workers: how many processes share
-    each stage's work, as in `MTCNNDetector` (see `pipeline.parallel`).
+    each stage's work, as in `MTCNNDetector` (see `pipeline.parallel`); weights: the weights
+    folder of a `facecascade train cascade` run (its ``cascade_*.npz``), instead of the shipped
+    set ("shipped" or None: the shipped set; give nets or weights, not both).
 
         det = CascadeDetector()
         faces = det.detect("photo.jpg")            # list of Face (no landmarks), best first
@@ -88,8 +92,17 @@ class CascadeDetector:
 
     def __init__(self, min_face_size: float = DEFAULT_MIN_FACE, thresholds=None, factor: float = DEFAULT_FACTOR,
                  nets=None, workers: int | None = None, calibration_threshold: float = CALIBRATION_THRESHOLD,
-                 final_threshold: float | None = None):
-        from nets.cascade_weights import shipped_cascade
+                 final_threshold: float | None = None, weights=None):
+        from nets.cascade_weights import load_cascade, shipped_cascade
+
+        if weights is not None and weights != "shipped":
+            if nets is not None:
+                raise ValueError("give nets or weights, not both")
+            folder = Path(weights)
+            if not folder.is_dir():
+                raise ValueError(f"weights must be 'shipped' or the weights folder of a training run; "
+                                 f"{folder} is not a folder")
+            nets = load_cascade(folder)
 
         self.min_face_size = arguments.positive("min_face_size", min_face_size, "pixels")
         self.factor = arguments.fraction("factor", factor)

@@ -3,7 +3,7 @@
     facecascade gradcheck            numerical gradient check of every layer and loss
     facecascade detect PATH...       find faces in images or folders of images
     facecascade demo [PATH]          the whole MTCNN pipeline on a photo (default: a sample), figure by figure
-    facecascade evaluate             recall, false positives and ROC of a detector on the data kit
+    facecascade evaluate             recall, false positives, ROC and WIDER FACE AP of a detector on the data kit
     facecascade train cascade        train the six Cascade-CNN nets, stage by stage
     facecascade train mtcnn          train MTCNN's P-Net, R-Net and O-Net from scratch
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -121,38 +120,44 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="measure a detector on the face data kit (val faces, photos, face-free photos)")
     evaluate.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                           help="which detector to measure (default mtcnn)")
-    data = os.environ.get("FACECASCADE_DATA")
-    evaluate.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
-                          help="the face data kit folder (cuhk80/, photos/, negatives/)"
-                          + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    _data_argument(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, metavar="DIR",
                           help="folder for evaluation.json and roc.png")
+    evaluate.add_argument("--wider", type=Path, default=None, metavar="DIR",
+                          help="a WIDER FACE folder to score with the benchmark's protocol instead of the kit's "
+                          "validation split: images/, wider_face_bbx_gt.txt and the benchmark's ground_truth/ "
+                          "(e.g. a WIDER_val download; README: Getting the data)")
     _weights_argument(evaluate)
     _workers_argument(evaluate)
 
     train = commands.add_parser("train", help="train a cascade on the face data kit")
     which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
     cascade = which.add_parser("cascade", help="Cascade-CNN: 12-net, 12-cal, 24-net, 24-cal, 48-net, 48-cal")
-    _training_arguments(cascade, data, "weights/cascade_*.npz",
+    _training_arguments(cascade, "weights/cascade_*.npz",
                         "net12 cal12 net24 cal24 net48 cal48; default all, in order",
                         "a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
     mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: P-Net, R-Net, O-Net")
-    _training_arguments(mtcnn, data, "weights/mtcnn_*.npz", "pnet rnet onet; default all, in order",
+    _training_arguments(mtcnn, "weights/mtcnn_*.npz", "pnet rnet onet; default all, in order",
                         "a tiny run to try the procedure (200 faces, 20 photos, 6 epochs at batch 64; about 3 minutes)")
     return parser
 
 
 def _weights_argument(parser) -> None:
     parser.add_argument("--weights", default="released", metavar="NAME",
-                        help="MTCNN's weights: released (the authors', default), scratch (trained here in NumPy) "
-                        "or the weights folder of a `facecascade train mtcnn` run")
+                        help="mtcnn: released (the authors', default), scratch (trained here in NumPy) or the weights "
+                        "folder of a `facecascade train mtcnn` run; cascade: the shipped set (default) or the "
+                        "weights folder of a `facecascade train cascade` run")
 
 
-def _training_arguments(parser, data, weights: str, stages: str, quick: str) -> None:
+def _data_argument(parser) -> None:
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="the face data kit folder (cuhk80/, photos/, negatives/, wider/, wild_landmarks/); "
+                        "default: $FACECASCADE_DATA, else shared/data beside the project's folder")
+
+
+def _training_arguments(parser, weights: str, stages: str, quick: str) -> None:
     """The options every `facecascade train CASCADE` command takes."""
-    parser.add_argument("--data", type=Path, default=data, required=data is None, metavar="DIR",
-                        help="the face data kit folder (cuhk80/, negatives/)"
-                        + (f"; default $FACECASCADE_DATA = {data}" if data else ""))
+    _data_argument(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help=f"folder for samples, checkpoints, figures and {weights}")
     parser.add_argument("--stage", nargs="+", metavar="NET", default=None,
@@ -311,44 +316,67 @@ def make_detector(which: str, weights: str = "released", min_face_size: float = 
             return MTCNNDetector(weights=weights, **settings)
         except WeightsError as exc:
             raise ValueError(f"--weights {weights}: {exc}") from exc
-    if weights != "released":
-        raise ValueError(f"--weights {weights}: the Cascade-CNN has one set of weights (trained here); "
-                         "--weights chooses MTCNN's")
+    if weights in ("released", "shipped"):
+        weights = None  # the Cascade-CNN's shipped set (trained here)
+    elif not Path(weights).is_dir():
+        raise ValueError(f"--weights {weights}: for the cascade, the weights folder of a "
+                         "`facecascade train cascade` run (or nothing, for the shipped set)")
     try:
         from .cascade import CascadeDetector
     except ImportError as exc:
         if exc.name != f"{__package__}.cascade":
             raise  # the module exists but something it needs is broken: show the real error
         raise ValueError("the Cascade-CNN detector is not available yet") from None
+    from nets import WeightsError
+
     try:
-        return CascadeDetector(**settings)
+        return CascadeDetector(weights=weights, **settings)
+    except WeightsError as exc:
+        raise ValueError(f"--weights {weights}: {exc}" if weights else str(exc)) from exc
     except OSError as exc:
         raise ValueError(f"the Cascade-CNN detector cannot load its weights ({exc})") from exc
+
+
+def _data_or_error(given):
+    """The data kit folder by the rules of `pipeline.data_location`, or None after printing why
+    it cannot be used."""
+    from .data_location import MissingDataError, data_dir
+
+    try:
+        return data_dir(given)
+    except MissingDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def run_evaluate(args) -> int:
     from .datasets import DataError
     from .evaluation import evaluate, format_summary
 
+    data = _data_or_error(args.data)
+    if data is None:
+        return 1
     try:
         detector = make_detector(args.detector, args.weights, workers=args.workers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        name = args.detector if args.detector == "cascade" or args.weights == "released" \
-            else f"{args.detector} ({args.weights})"
-        results = evaluate(detector, args.data, args.out, name=name)
+        name = args.detector if args.weights == "released" else f"{args.detector} ({args.weights})"
+        results = evaluate(detector, data, args.out, name=name, wider=args.wider)
     except FileNotFoundError as exc:
-        print(f"error: {exc.filename}: no such file (is --data {args.data} the face data kit folder?)",
+        print(f"error: {exc.filename}: no such file (is --data {data} the face data kit folder?)",
               file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_summary(results))
     print(f"{results['seconds']:.1f} s; results in {args.out}/ (evaluation.json, roc.png)")
-    failed = sum(len(results[key]["failed"]) for key in ("val", "photos", "negatives"))
+    failed = sum(len(results[key].get("failed", ())) for key in ("val", "photos", "negatives", "wider", "wild_landmarks"))
     return 1 if failed else 0
 
 
@@ -364,9 +392,12 @@ def run_train(args) -> int:
         print(f"error: --stage: unknown net(s) {', '.join(unknown)}; choose from {' '.join(STAGES)} or all",
               file=sys.stderr)
         return 2
+    data = _data_or_error(args.data)
+    if data is None:
+        return 1
     start = time.perf_counter()
     try:
-        paths = train(args.data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
+        paths = train(data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
     except KeyboardInterrupt:
         return 130
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

@@ -30,6 +30,8 @@ import numpy as np
 
 from .boxes import pairwise_overlap
 from .datasets import face_split, labelled_photos, negative_split
+from .wider import wider_folder_photos, wider_split, wild_landmark_split
+from .wider_eval import read_ground_truth, wider_ap
 
 IOU_THRESHOLD = 0.5               # a detection finds a face at IoU >= this (FDDB, WIDER FACE, VOC)
 MAX_FALSE_POSITIVES_PER_PHOTO = 0.1  # the operating point: false positives per face-free photo
@@ -326,7 +328,7 @@ def _negative_summary(found, failed: list[str], root: Path) -> dict:
     }
 
 
-def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool = True) -> dict:
+def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool = True, wider=None) -> dict:
     """Run a detector over the data kit's evaluation images and measure it.
 
     detector: any object with ``detect(image) -> list of faces``, image (H, W, 3) uint8 RGB,
@@ -341,6 +343,12 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
       * "photos": the 9 labelled group photos (43 faces);
       * "negatives": the 177 held-out face-free photos (`negative_split(data_dir, "heldout")`),
         where every detection is a false positive.
+      * "wider": the WIDER FACE photos scored with the benchmark's protocol
+        (`pipeline.wider_eval`): the kit's validation split (wider/, position % 5 == 4, 219
+        photos), or every photo of the WIDER-layout folder ``wider`` (e.g. a WIDER_val
+        download with the benchmark's ground_truth/ folder copied into it);
+      * "wild_landmarks": the validation faces of wild_landmarks/ (307 crops), for the
+        landmark error on faces in the wild.
     A detection finds a face by `match_detections` (IoU >= 0.5), at the detector's own
     thresholds. An image that fails to load is reported by name on stderr, listed under
     "failed", and left out of the counts; the rest goes on.
@@ -356,7 +364,9 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
     plus the recall of "val" and "photos" under it. "val" also holds "landmark_error":
     {"faces", "mean", "median"}, the `landmark_error` of each found val face against its five
     annotated points (faces 0 and None for a detector without landmarks; a face whose two
-    annotated eyes coincide has no inter-ocular distance and is left out).
+    annotated eyes coincide has no inter-ocular distance and is left out). "wider": {"folder",
+    "photos", "faces" (per setting), "easy", "medium", "hard" (AP), "failed"};
+    "wild_landmarks": {"faces", "detected", "landmark_error", "failed"}.
     """
     from tqdm import tqdm
 
@@ -369,10 +379,14 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
             "photos": labelled_photos(data_dir)}
     val_points = {r.path: r.landmarks for r in val_faces}
     negatives = negative_split(data_dir, "heldout")
+    wider_folder, wider_photos, wider_truth, wider_skipped = _wider_part(data_dir, wider)
+    has_wild = (data_dir / "wild_landmarks" / "landmarks.txt").is_file()
+    wild_faces = wild_landmark_split(data_dir, "val") if has_wild else []
 
     start = time.perf_counter()
-    bar = tqdm(total=sum(map(len, sets.values())) + len(negatives), desc=f"evaluate {name}", unit="image",
-               disable=None if progress else True, file=sys.stderr)
+    total = sum(map(len, sets.values())) + len(negatives) + len(wider_photos) + len(wild_faces)
+    bar = tqdm(total=total, desc=f"evaluate {name}", unit="image", disable=None if progress else True,
+               file=sys.stderr)
 
     def run(path):
         """(boxes, scores) of one image, or None (reported on stderr) if it does not load."""
@@ -412,8 +426,34 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
             failed.append(str(image.path))
         else:
             found.append((image, detections[1]))
-    bar.close()
     results["negatives"] = _negative_summary(found, failed, (data_dir / "negatives").absolute())
+
+    detections, failed = {}, []
+    for photo in wider_photos:
+        found_here = run(photo.path)
+        if found_here is None:
+            failed.append(str(photo.path))
+        else:
+            detections[photo.name] = np.concatenate([found_here[0], found_here[1][:, None]], axis=1)
+    results["wider"] = ({"folder": str(wider_folder), "skipped": wider_skipped} if wider_skipped else
+                        {"folder": str(wider_folder), **wider_ap(detections, wider_truth), "failed": failed})
+
+    wild_errors, wild_found, failed = [], 0, []
+    for face in wild_faces:
+        found_here = run(face.path)
+        if found_here is None:
+            failed.append(str(face.path))
+            continue
+        boxes, scores, points = found_here
+        hit = np.flatnonzero(match_detections(face.box[None], boxes, scores))
+        wild_found += len(hit)
+        if len(hit) and points[hit[0]] is not None and np.any(face.landmarks[0] != face.landmarks[1]):
+            wild_errors.append(landmark_error(points[hit[0]], face.landmarks))
+    results["wild_landmarks"] = {"faces": len(wild_faces) - len(failed), "detected": wild_found,
+                                 "landmark_error": _landmark_summary(wild_errors), "failed": failed}
+    if not has_wild:
+        results["wild_landmarks"]["skipped"] = f"{data_dir / 'wild_landmarks'}: not in the kit"
+    bar.close()
 
     point = operating_point(np.concatenate([s for _, s in found]) if found else [], len(found))
     point["val_recall"] = recall_above(pooled["val"], point["score_above"])
@@ -422,6 +462,24 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
     results["seconds"] = round(time.perf_counter() - start, 1)
     write_results(results, out_dir)
     return results
+
+
+def _wider_part(data_dir: Path, wider):
+    """(folder, photos, ground truth, why skipped or None) of the WIDER part of `evaluate`.
+
+    wider None: the kit's validation split, skipped (with the reason) when the kit has no
+    wider/ folder; a folder: every photo of that WIDER-layout folder (errors are raised: the
+    user asked for it). Skipped too when SciPy, which reads the benchmark's .mat files, is
+    not installed: the rest of the evaluation still runs."""
+    folder = (data_dir / "wider" if wider is None else Path(wider)).absolute()
+    if wider is None and not (folder / "wider_face_bbx_gt.txt").is_file():
+        return folder, [], {}, f"{folder}: not in the kit"
+    photos = wider_split(data_dir, "val") if wider is None else wider_folder_photos(folder)
+    try:
+        truth = read_ground_truth(folder / "ground_truth")
+    except ImportError as exc:
+        return folder, [], {}, str(exc)
+    return folder, photos, truth, None
 
 
 def write_results(results: dict, out_dir) -> None:
@@ -482,12 +540,25 @@ def format_summary(results: dict) -> str:
     lines.append(f"negatives: {_fraction(n['false_positives_per_photo'])} false positives per held-out "
                  f"face-free photo (gray {n['gray']['false_positives']} on {n['gray']['images']}, "
                  f"colour {n['color']['false_positives']} on {n['color']['images']})")
+    w = results.get("wider")
+    if w and w.get("skipped"):
+        lines.append(f"WIDER FACE AP not measured ({w['skipped']})")
+    elif w:
+        lines.append(f"WIDER FACE ({w['photos']} photos, the benchmark's protocol): AP easy {w['easy']:.3f}, "
+                     f"medium {w['medium']:.3f}, hard {w['hard']:.3f} ({w['faces']['easy']} / "
+                     f"{w['faces']['medium']} / {w['faces']['hard']} faces scored)")
+    wild = results.get("wild_landmarks")
+    if wild and not wild.get("skipped"):
+        marks = wild["landmark_error"]
+        error = "-" if not marks["faces"] else f"{marks['mean']:.4f} (median {marks['median']:.4f})"
+        lines.append(f"wild landmarks: {wild['detected']} of {wild['faces']} faces found; mean landmark error "
+                     f"{error} of the inter-ocular distance")
     p = results["operating_point"]
     limit = "the detector's own thresholds" if p["score_above"] is None else f"score > {p['score_above']:.4f}"
     lines.append(f"at <= {p['max_false_positives_per_photo']} false positives per face-free photo "
                  f"({p['false_positives']} of {p['allowed']} allowed, {limit}): "
                  f"val recall {_fraction(p['val_recall'])}, photos recall {_fraction(p['photos_recall'])}")
-    for key in ("val", "photos", "negatives"):
-        if results[key]["failed"]:
+    for key in ("val", "photos", "negatives", "wider", "wild_landmarks"):
+        if results.get(key, {}).get("failed"):
             lines.append(f"{key}: {len(results[key]['failed'])} images failed to load and were left out")
     return "\n".join(lines)

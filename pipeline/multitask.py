@@ -37,7 +37,7 @@ import numpy as np
 
 from layers import euclidean_loss, ohem_weights, softmax, softmax_cross_entropy, softmax_cross_entropy_per_sample
 
-from .training import EVAL_BATCH, SampleSet, recall_threshold, to_input
+from .training import EVAL_BATCH, SampleSet, stage_threshold, to_input
 
 NEGATIVE, POSITIVE, PART, LANDMARK = 0, 1, 2, 3
 KIND_NAMES = ("negative", "positive", "part", "landmark")
@@ -160,20 +160,23 @@ class MultiTaskTask:
 
     alpha: (alpha_face, alpha_box, alpha_landmarks), see `LOSS_WEIGHTS` and `task_for_net`;
     ohem_keep: share of the classification losses kept per batch; mirror: mirror half of the
-    samples each epoch (the box and landmark labels follow, `mirror_labels`); target_recall:
-    validation reports the face-score threshold that keeps this share of the positives.
+    samples each epoch (the box and landmark labels follow, `mirror_labels`); target_recall,
+    max_negatives_passed: how validation chooses the stage's face-score threshold
+    (`pipeline.training.stage_threshold`: keep target_recall of the positives, or, when
+    max_negatives_passed is given, let at most that share of the negatives through).
     """
 
     positive_class = FACE
 
     def __init__(self, alpha=LOSS_WEIGHTS["pnet"], ohem_keep: float = OHEM_KEEP, mirror: bool = True,
-                 target_recall: float = 0.99):
+                 target_recall: float = 0.99, max_negatives_passed: float | None = None):
         if len(alpha) != 3 or any(a < 0 for a in alpha):
             raise ValueError(f"alpha must be three weights >= 0 (face, box, landmarks), got {alpha!r}")
         self.alpha = tuple(float(a) for a in alpha)
         self.ohem_keep = ohem_keep
         self.mirror = mirror
         self.target_recall = target_recall
+        self.max_negatives_passed = max_negatives_passed
 
     @property
     def mirrors(self) -> bool:
@@ -238,12 +241,14 @@ class MultiTaskTask:
             score = softmax(outputs["face"])[:, FACE]
             faces, non_faces = kind == POSITIVE, kind == NEGATIVE
             classified = faces | non_faces
-            threshold = recall_threshold(score[faces], self.target_recall)
+            threshold = stage_threshold(score[faces], score[non_faces], self.target_recall,
+                                        self.max_negatives_passed)
             right = (score >= 0.5) == faces
             metrics.update(
                 accuracy=float(np.mean(right[classified])) if classified.any() else float("nan"),
                 recall=float(np.mean(score[faces] >= 0.5)) if faces.any() else float("nan"),
                 threshold=threshold,
+                threshold_recall=float(np.mean(score[faces] >= threshold)) if faces.any() else float("nan"),
                 negatives_passed=float(np.mean(score[non_faces] >= threshold)) if non_faces.any() else 0.0)
         boxed = (kind == POSITIVE) | (kind == PART)
         if "box" in outputs:

@@ -42,7 +42,7 @@ class PhotoCounts:
 
     random_negatives: per photo; near_negatives: per face of at least min_face px;
     candidates: squares drawn about each such face, among which the positives and parts are
-    found (about a third are positives, a third parts); positives, parts: at most this many of
+    found (about 28% are positives, the rest parts: measured on a 40 x 50 face); positives, parts: at most this many of
     each kind per face; min_face: the shorter side, in pixels, of a face that gets positives;
     max_photos: use only the first photos (quick runs).
     """

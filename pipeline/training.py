@@ -147,12 +147,14 @@ class ClassifierTask:
     mirror_map: optional (K,) int array, the label of a sample after mirroring it (the identity
     when mirroring does not change the class, as for face / non-face; calibration patterns swap
     left and right shifts). None: never mirror. positive_class: for a detection net, the class
-    whose probability is the face score (validation then also reports recall and the threshold
-    that keeps ``target_recall`` of the validation faces).
+    whose probability is the face score (validation then also reports recall and the stage
+    threshold, `stage_threshold`: the one that keeps ``target_recall`` of the validation faces,
+    or, with max_negatives_passed, the one that lets at most that share of the non-faces pass).
     """
 
     def __init__(self, num_classes: int, mirror_map=None, positive_class: int | None = None,
-                 target_recall: float = 0.99):
+                 target_recall: float = 0.99, max_negatives_passed: float | None = None):
+        self.max_negatives_passed = max_negatives_passed
         self.num_classes = num_classes
         self.mirror_map = None if mirror_map is None else np.asarray(mirror_map, dtype=np.int64)
         self.positive_class = positive_class
@@ -187,9 +189,10 @@ class ClassifierTask:
         if self.positive_class is not None:
             score = probs[:, self.positive_class]
             faces = labels == self.positive_class
-            threshold = recall_threshold(score[faces], self.target_recall)
+            threshold = stage_threshold(score[faces], score[~faces], self.target_recall, self.max_negatives_passed)
             metrics.update(recall=float(np.mean(score[faces] >= 0.5)) if faces.any() else float("nan"),
                            threshold=threshold,
+                           threshold_recall=float(np.mean(score[faces] >= threshold)) if faces.any() else float("nan"),
                            negatives_passed=float(np.mean(score[~faces] >= threshold)) if (~faces).any() else 0.0)
         return metrics
 
@@ -220,6 +223,29 @@ def recall_threshold(face_scores: np.ndarray, recall: float) -> float:
     ranked = np.sort(face_scores)[::-1]
     keep = int(np.ceil(recall * len(ranked) - 1e-9))
     return float(ranked[max(keep, 1) - 1])
+
+
+def budget_threshold(non_face_scores: np.ndarray, share: float) -> float:
+    """The smallest threshold t with mean(non_face_scores >= t) <= share: the loosest cut that
+    lets at most that share of the non-faces through. non_face_scores: (M,) probabilities.
+    0.0 when there are none or the budget holds at 0."""
+    if len(non_face_scores) == 0:
+        return 0.0
+    ranked = np.sort(np.asarray(non_face_scores, dtype=np.float64))[::-1]
+    allowed = int(np.floor(share * len(ranked) + 1e-9))
+    if allowed >= len(ranked):
+        return 0.0
+    return float(np.nextafter(ranked[allowed], np.inf))  # just above the first score over budget
+
+
+def stage_threshold(face_scores, non_face_scores, target_recall: float, max_negatives_passed=None) -> float:
+    """A detection stage's threshold on validation scores: the one that keeps target_recall of
+    the faces (`recall_threshold`), or, when max_negatives_passed is given, the one that lets
+    at most that share of the non-faces through (`budget_threshold`): a budget on the windows
+    the next stage has to look at, which sets the detector's speed."""
+    if max_negatives_passed is None:
+        return recall_threshold(face_scores, target_recall)
+    return budget_threshold(non_face_scores, max_negatives_passed)
 
 
 def predict(net, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:

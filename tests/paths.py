@@ -1,22 +1,24 @@
-"""Where the tests find data that is not part of the project (shared/data beside the checkout)."""
+"""Where the tests find data that is not part of the project: the face data kit, found by the
+project's one rule (`pipeline.data_location`: FACECASCADE_DATA, else shared/data beside the
+checkout)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from pipeline.data_location import data_location
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# The face data kit lives in a "shared/data" folder beside the checkout for developers and CI;
-# FACECASCADE_DATA points elsewhere.
-DATA = Path(os.environ.get("FACECASCADE_DATA", REPO.parent / "shared" / "data"))
+DATA = data_location()[0]
 
 
 def require_data(*parts: str) -> Path:
     """Path inside the data kit, or skip the test with the reason when it is absent."""
     path = DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"face data kit not found at {path} (set FACECASCADE_DATA to the shared/data folder)")
+        pytest.skip(f"face data kit not found at {path} (set FACECASCADE_DATA to the kit's folder; "
+                    "README: Getting the data)")
     return path

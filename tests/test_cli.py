@@ -123,14 +123,30 @@ def test_detect_on_one_worker_finds_what_the_default_finds(tmp_path, astronaut, 
 def test_weights_option_names_what_is_wrong(tmp_path, capsys):
     from pipeline.cli import make_detector
 
-    with pytest.raises(ValueError, match="--weights scratch: the Cascade-CNN has one set of weights"):
+    with pytest.raises(ValueError, match="--weights scratch: for the cascade, the weights folder of a"):
         make_detector("cascade", "scratch")
+    with pytest.raises(ValueError, match=r"--weights .*cascade_net12.npz: Cascade-CNN weights not found"):
+        make_detector("cascade", str(tmp_path))  # a folder without a training run's files
     with pytest.raises(ValueError, match=r"--weights .*mtcnn_pnet.npz: weights file not found"):
         make_detector("mtcnn", str(tmp_path))  # a folder without a training run's files
     Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / "blank.png")
     capsys.readouterr()
     assert main(["detect", str(tmp_path / "blank.png"), "--weights", "nonsense", "--out", str(tmp_path / "o")]) == 1
     assert "--weights nonsense: not one of released, scratch, nor a folder" in capsys.readouterr().err
+
+
+def test_cascade_weights_folder_of_a_training_run(tmp_path):
+    """--weights FOLDER loads a `facecascade train cascade` run's files, as for MTCNN."""
+    import shutil
+
+    from nets.cascade_weights import WEIGHTS_DIR
+    from pipeline.cli import make_detector
+
+    for path in WEIGHTS_DIR.glob("cascade_*.npz"):
+        shutil.copy(path, tmp_path / path.name)
+    detector = make_detector("cascade", str(tmp_path))
+    assert not detector.shipped
+    assert detector.thresholds == make_detector("cascade").thresholds
 
 
 def test_detect_reports_skipped_subfolders_and_searches_them_with_recursive(tmp_path, capsys):

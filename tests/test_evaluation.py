@@ -413,13 +413,16 @@ def test_cli_evaluate_on_a_fake_kit(fake_kit, tmp_path, monkeypatch, capsys):
     assert results["detector"] == "mtcnn" and results["val"]["faces"] == 3 and results["val"]["detected"] == 0
 
 
-def test_cli_evaluate_needs_data(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("FACECASCADE_DATA", raising=False)
-    with pytest.raises(SystemExit):
-        main(["evaluate", "--out", str(tmp_path)])
-    assert "--data" in capsys.readouterr().err
-    assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
-    assert "is --data" in capsys.readouterr().err
+def test_cli_evaluate_and_train_need_data_and_say_so_alike(tmp_path, monkeypatch, capsys):
+    nowhere = str(tmp_path / "nowhere")
+    monkeypatch.setenv("FACECASCADE_DATA", nowhere)
+    assert main(["evaluate", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: face data kit not found: {nowhere} ($FACECASCADE_DATA) is not a folder; pass --data" in err
+    for command in (["evaluate"], ["train", "mtcnn"], ["train", "cascade"]):
+        assert main([*command, "--data", nowhere, "--out", str(tmp_path / "out")]) == 1
+        assert f"error: face data kit not found: {nowhere} (--data) is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_evaluate_refuses_unknown_weights_and_a_missing_cascade(tmp_path, monkeypatch, capsys):
@@ -454,3 +457,58 @@ def test_released_mtcnn_on_the_data_kit(tmp_path):
     # landmarks: the mean distance to the annotated points is 0.118 eye distances
     marks = results["val"]["landmark_error"]
     assert marks["faces"] == 995 and f"{marks['mean']:.4f}" == "0.1183"
+
+
+def add_wider_and_wild(kit):
+    """Five WIDER photos (the fifth, position 4, is the validation split) with the benchmark's
+    .mat files, and five wild_landmarks crops (the fifth is validation)."""
+    from scipy.io import savemat
+
+    names, boxes = [f"e/p{k}" for k in range(5)], []
+    lines = []
+    for k, name in enumerate(names):
+        save(kit / "wider" / "images" / f"{name}.jpg", 120, 130 + k)
+        lines += [f"{name}.jpg", "2", "10 10 30 40 0 0 0 0 0 0", "60 10 30 40 0 0 0 0 0 0"]
+        boxes.append(np.array([[10, 10, 30, 40], [60, 10, 30, 40]], np.float64))
+    (kit / "wider" / "wider_face_bbx_gt.txt").write_text("\n".join(lines) + "\n")
+    gt = kit / "wider" / "ground_truth"
+    gt.mkdir()
+
+    def cells(values):
+        out = np.empty((len(values), 1), dtype=object)
+        for i, v in enumerate(values):
+            out[i, 0] = v
+        return out
+
+    savemat(gt / "wider_face_val.mat", {
+        "event_list": cells([np.array(["e"])]),
+        "file_list": cells([cells([np.array([n.split("/")[1]]) for n in names])]),
+        "face_bbx_list": cells([cells(boxes)])})
+    for setting in ("easy", "medium", "hard"):
+        scored = [np.array([[1]]) if setting == "easy" else np.array([[1], [2]]) for _ in names]
+        savemat(gt / f"wider_{setting}_val.mat", {"gt_list": cells([cells(scored)])})
+    save(kit / "wild_landmarks" / "images" / "w.jpg", 96, 96)
+    (kit / "wild_landmarks" / "landmarks.txt").write_text(
+        ("images/w.jpg 30 66 30 70 40 45 56 45 48 55 42 62 54 62\n") * 5)
+
+
+def test_evaluate_scores_wider_with_the_benchmarks_protocol_on_a_fake_kit(fake_kit, tmp_path):
+    pytest.importorskip("scipy", reason="the .mat files are read with SciPy (the wider extra)")
+    add_wider_and_wild(fake_kit)
+    # the validation photo (120 x 134): the first face found, the second face (outside easy) too
+    table = dict(FAKE_TABLE)
+    table[(120, 134)] = [([10, 10, 40, 50], 0.9), ([60, 10, 90, 50], 0.8)]
+    results = evaluate(FakeDetector(table), fake_kit, tmp_path / "out", name="fake", progress=False)
+    wider = results["wider"]
+    assert wider["photos"] == 1 and wider["faces"] == {"easy": 1, "medium": 2, "hard": 2}
+    assert wider["easy"] == pytest.approx(1.0)  # the second detection is ignored in easy
+    assert wider["medium"] == pytest.approx(1.0) and wider["failed"] == []
+    assert results["wild_landmarks"]["faces"] == 1 and results["wild_landmarks"]["detected"] == 0
+    summary = format_summary(results)
+    assert "WIDER FACE (1 photos, the benchmark's protocol): AP easy 1.000, medium 1.000" in summary
+
+
+def test_evaluate_without_wider_in_the_kit_says_so(fake_kit, tmp_path):
+    results = evaluate(FakeDetector(FAKE_TABLE), fake_kit, tmp_path / "out", name="fake", progress=False)
+    assert "not in the kit" in results["wider"]["skipped"]
+    assert "WIDER FACE AP not measured" in format_summary(results)

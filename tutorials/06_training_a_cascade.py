@@ -51,7 +51,7 @@ from pipeline.training import TrainConfig, Trainer, predict, recall_threshold, t
 
 OUT = _tutorial.output_dir("06_training_a_cascade")
 QUICK = _tutorial.QUICK
-DATA = _tutorial.data_kit()  # the folder named by FACECASCADE_DATA
+DATA = _tutorial.data_kit()  # FACECASCADE_DATA, else shared/data beside the project
 
 # %% [markdown]
 # ## 6.1 One training step by hand

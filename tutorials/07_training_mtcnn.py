@@ -51,7 +51,7 @@ from pipeline.training import TrainConfig, Trainer
 
 OUT = _tutorial.output_dir("07_training_mtcnn")
 QUICK = _tutorial.QUICK
-DATA = _tutorial.data_kit()  # the folder named by FACECASCADE_DATA
+DATA = _tutorial.data_kit()  # FACECASCADE_DATA, else shared/data beside the project
 
 # %% [markdown]
 # ## 7.1 One window, four kinds of sample

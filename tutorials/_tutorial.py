@@ -8,7 +8,7 @@
   ``save(fig, path)`` writes each one there, and in a notebook also shows it under its cell.
 * How long may it run?  ``QUICK`` is True when FACECASCADE_QUICK=1: the tutorials then repeat
   their timing loops fewer times (every step still runs). The test suite uses it.
-* Where is the face data kit?  ``data_kit()``: the folder named by FACECASCADE_DATA, which
+* Where is the face data kit?  ``data_kit()``: FACECASCADE_DATA, else shared/data beside the project, which
   tutorials 6 and 7 train on.
 * Where is the second photo?  ``astronaut()``: scikit-image's astronaut (512 x 512 px), which
   tutorials 3 to 5 use. scikit-image is not needed by the detector, so it is an extra
@@ -115,14 +115,15 @@ def astronaut():
 
 
 def data_kit() -> Path:
-    """The face data kit folder (it holds cuhk80/, negatives/ and photos/) that the training
-    tutorials use: the folder named by FACECASCADE_DATA, else ./face-data-kit; a clear message
-    if it is not there."""
-    folder = Path(os.environ.get("FACECASCADE_DATA", "face-data-kit"))
-    if not (folder / "cuhk80" / "train.txt").is_file():
-        raise SystemExit(f"face data kit not found at {folder.absolute()}: set the environment variable "
-                         "FACECASCADE_DATA to the folder that holds cuhk80/, negatives/ and photos/")
-    return folder
+    """The face data kit folder that the training tutorials use, found as the command line
+    finds it (FACECASCADE_DATA, else shared/data beside the project's folder; README: Getting
+    the data); a clear message if it is not there."""
+    from pipeline.data_location import MissingDataError, data_dir
+
+    try:
+        return data_dir(needs=("cuhk80/train.txt", "wider/wider_face_bbx_gt.txt"))
+    except MissingDataError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def best_time(fn, repeat: int) -> float:
