@@ -4,7 +4,7 @@
            -> mine with (net12, cal12, net24, cal24)           -> net48 -> cal48
 
 Each stage makes (or reads from the cache) its samples, trains with the shared loop
-(`pipeline.training`), picks the detection threshold that keeps 99% of the validation faces and
+(`pipeline.training`), picks the detection threshold on the validation samples (`NEGATIVE_BUDGET`) and
 writes ``<out>/weights/cascade_<net>.npz``. A stage whose weights file exists is done; a stage
 with a checkpoint continues from it with ``resume=True``. The 24-net and 48-net hold the trained
 12-net and 24-net as their (frozen) multi-resolution branch.
@@ -138,8 +138,8 @@ def train_stage(net: str, data_dir, out_dir, seed: int = 0, resume: bool = False
     final = task.validate(model, val_set)
     if task.positive_class is not None:
         meta["threshold"] = final["threshold"]
-        log(f"{net}: threshold {final['threshold']:.4f} keeps {TARGET_RECALL:.0%} of the validation faces; "
-            f"{final['negatives_passed']:.2%} of the validation non-faces pass it")
+        log(f"{net}: threshold {final['threshold']:.4f} keeps {final['threshold_recall']:.2%} of the validation "
+            f"faces; {final['negatives_passed']:.2%} of the validation non-faces pass it")
     if net == "cal48":
         meta["aspect"] = face_aspect(data_dir)
     path = weights_path(net, weights_dir)

@@ -1,23 +1,26 @@
 """`facecascade train mtcnn`: MTCNN's nets trained from scratch with the shared loop.
 
-Stage 1: P-Net on 12 x 12 windows of the training faces labelled by IoU
-(negative, part, positive) with their box offsets, landmark windows with the five points, and
-random windows of the training face-free photos, mixed about 3 : 1 : 1 : 2
-(`pipeline.mtcnn_samples`), under the multi-task loss with online hard example mining
-(`pipeline.multitask`). The weights, with the face threshold that keeps 99% of the validation
-positives, go to ``<out>/weights/mtcnn_pnet.npz``.
+The samples follow MTCNN's recipe on whole photos (`pipeline.mtcnn_samples.build_photo_samples`):
+from each WIDER FACE training photo, random windows of every size and windows beside the faces
+that overlap every labelled box with IoU < 0.3 (negatives), and squares about each face of 20 px
+or more, labelled by IoU (positives above 0.65, parts from 0.4; with their box offsets); landmark
+windows of the cuhk80 and wild_landmarks faces with their five points; random windows of the
+face-free photos. Validation samples come the same way from the validation splits.
 
-Stage 2: R-Net on 24 x 24 windows: the same kinds of random samples, plus the hard examples,
-the windows that the trained P-Net proposes on the training face photos (labelled by IoU with
-the face) and on the training face-free photos. The detector that proposes them uses the exact
-window conventions (`MTCNNDetector(conventions="exact")`), as the nets here are trained on
-exact windows.
+Stage 1: P-Net on 12 x 12 windows, under the multi-task loss with online hard example mining
+(`pipeline.multitask`). Its threshold lets 1.5% of the validation negatives through
+(`NEGATIVE_BUDGET`); the weights and the threshold go to ``<out>/weights/mtcnn_pnet.npz``.
 
-Stage 3: O-Net on 48 x 48 windows: random samples again, plus the windows that P-Net and R-Net
-together pass on. O-Net is the stage that places the landmarks the detector reports (its
-landmark loss weighs 1, not 0.5). After it is trained, the whole scratch detector runs over the
-validation faces and the validation face-free photos, and O-Net's threshold is set to the
-lowest at which at most 0.1 false positives per validation photo remain (`choose_operating_point`).
+Stage 2: R-Net on 24 x 24 windows: the same kinds of samples, plus the hard examples, the windows
+that the trained P-Net passes on over the training photos (labelled by IoU like the others) and
+over the face-free photos. The detector that proposes them uses the exact window conventions
+(`MTCNNDetector(conventions="exact")`), as the nets here are trained on exact windows.
+
+Stage 3: O-Net on 48 x 48 windows: the same again, with the windows that P-Net and R-Net together
+pass on. O-Net is the stage that places the landmarks the detector reports (its landmark loss
+weighs 1, not 0.5). After it is trained, the whole scratch detector runs over the validation
+faces and the validation face-free photos, and O-Net's threshold is set to the lowest at which
+at most 0.1 false positives per validation photo remain (`choose_operating_point`).
 
 Each file is written where `nets.mtcnn_weights` looks for a set (``mtcnn_<net>.npz``), so
 ``MTCNNDetector(weights="<out>/weights")`` runs a finished run.

@@ -21,14 +21,17 @@
 # 1. how one training window becomes a negative, positive, part or landmark sample, with its targets;
 # 2. the multi-task loss on a tiny batch, worked out by hand: which sample feeds which head;
 # 3. online hard example mining (OHEM): what it keeps and why;
-# 4. a short training run of P-Net on real samples, each loss term falling;
-# 5. the nets trained here against the released ones, on a photo.
+# 4. where the windows come from on a WIDER FACE photo with many faces, labelled by IoU;
+# 5. a short training run of P-Net on such samples, its loss terms falling;
+# 6. the nets trained here against the released ones, on a photo.
 #
-# It needs the face data kit (a folder with `cuhk80/`, `negatives/` and `photos/`): set the
-# environment variable FACECASCADE_DATA to it. Section 5 uses the weights that ship with the
-# project, made by `facecascade train mtcnn --data DIR --out DIR`.
+# It needs the face data kit (README: Getting the data; FACECASCADE_DATA names its folder).
+# Section 6 uses the weights that ship with the project, made by
+# `facecascade train mtcnn --data DIR --out DIR`.
 
 # %%
+
+from dataclasses import replace
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -37,17 +40,21 @@ from matplotlib.patches import Rectangle
 import _tutorial  # puts the repository on sys.path; figure folder; quick mode
 from layers import ohem_weights, softmax, softmax_cross_entropy_per_sample
 from nets import PNET_SIZE, PNet
-from pipeline.boxes import apply_regression
+from pipeline.boxes import apply_regression, pairwise_overlap
 from pipeline.datasets import face_split
 from pipeline.demo import sample_photo
 from pipeline.images import load_image
 from pipeline.mtcnn import MTCNNDetector
-from pipeline.mtcnn_samples import (MTCNNSampleCounts, build_mtcnn_samples, describe_kinds, inside, label_windows,
+from pipeline.mtcnn_samples import (MTCNNRecipe, build_photo_samples, describe_kinds, inside, label_windows,
                                     regression_targets, snap_to_pixels, windows_around)
-from pipeline.samples import cut
+from pipeline.photo_windows import (PhotoCounts, around_faces, large_faces, near_negative_windows,
+                                    random_negative_windows)
 from pipeline.multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE, multitask_loss, task_for_net
 from pipeline.plots import plot_faces, plot_training_curves
+from pipeline.samples import cut
+from pipeline.train_mtcnn import RECIPES
 from pipeline.training import TrainConfig, Trainer
+from pipeline.wider import wider_split
 
 OUT = _tutorial.output_dir("07_training_mtcnn")
 QUICK = _tutorial.QUICK
@@ -202,26 +209,68 @@ ax.set_title("OHEM keeps the hardest 70% (blue); the easy 30% (gray) get no grad
 _tutorial.save(fig, OUT / "ohem.png")
 
 # %% [markdown]
-# ## 7.4 Training P-Net on real samples
+# ## 7.4 Where the samples come from: a photo with many faces
 #
-# `build_mtcnn_samples` makes every kind from the data kit: windows about each training face,
-# labelled by IoU; landmark windows cut from the photo turned by a few degrees (the points turn
-# with it); negatives from the face photos away from the face and from face-free photos. The
-# paper mixes them 3 : 1 : 1 : 2 (negative : positive : part : landmark). Then the same
-# training loop as in tutorial 6 runs, with the multi-task task; it mirrors half the samples
-# each epoch, and a mirrored sample's targets are mirrored too (the left eye becomes the right).
+# The windows above were drawn about one face. The nets are trained on WIDER FACE photos
+# (crowds, meetings, sports, streets), where a window must learn what is *not* a face from
+# the same kind of photo: hands, hair, collars, the crowd behind. On one training photo, MTCNN's
+# recipe (`pipeline/photo_windows.py`) draws:
+#
+# * random squares of every size whose IoU with *every* labelled box is below 0.3: negatives;
+# * squares next to each face, below 0.3 with every box too: negatives that touch a face;
+# * squares about each face of 20 px or more, labelled by IoU with the face they overlap most:
+#   positives above 0.65, parts from 0.4, each with the offsets from the square to that face.
 
 # %%
-counts = MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4, face_negatives_per_face=2,
-                           photo_negatives_per_face=4, max_faces=150 if QUICK else 1500,
-                           max_photos=20 if QUICK else 150)
-train = build_mtcnn_samples("pnet", "train", DATA, counts, seed=0)
-val = build_mtcnn_samples("pnet", "val", DATA, counts, seed=0)
+photos = wider_split(DATA, "train")
+photo = next(p for p in photos if 3 <= len(large_faces(p.faces, 20)) <= 8)  # a photo with a few faces
+image = load_image(photo.path)
+H, W = image.shape[:2]
+rng = np.random.default_rng(0)
+big = large_faces(photo.faces, 20)
+negatives = random_negative_windows(rng, W, H, photo.boxes, 25)
+beside = near_negative_windows(rng, W, H, big, photo.boxes, 2)
+about, overlap, target = around_faces(rng, W, H, big, 6)
+positive, part = overlap > 0.65, (overlap >= 0.4) & (overlap <= 0.65)
+fig = Figure(figsize=(11, 7.5))
+ax = fig.add_subplot(1, 1, 1)
+ax.imshow(image)
+for boxes, colour, label in ((photo.faces, "white", "labelled faces"), (negatives, "red", "random negatives"),
+                             (beside, "magenta", "negatives beside faces"), (about[part], "orange", "parts"),
+                             (about[positive], "lime", "positives")):
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.2,
+                               label=label if k == 0 else None))
+ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+ax.set_axis_off()
+ax.set_title(f"{photo.name}: {len(photo.faces)} labelled faces, {len(big)} of them 20 px or more", fontsize=10)
+fig.tight_layout()
+_tutorial.save(fig, OUT / "wider_windows.png")
+print(f"{len(negatives)} random negatives, {len(beside)} beside faces; about the faces: {positive.sum()} positives, "
+      f"{part.sum()} parts, {len(about) - positive.sum() - part.sum()} between 0.3 and 0.4 (not used)")
+assert np.all(pairwise_overlap(np.concatenate([negatives, beside]), photo.boxes).max(axis=1) < 0.3)
+
+# %% [markdown]
+# ## 7.5 Training P-Net on real samples
+#
+# `build_photo_samples` makes every kind this way from the training photos, adds landmark
+# windows of faces with five annotated points (cut from the photo turned by a few degrees; the
+# points turn with it) and random windows of face-free photos. Then the same training loop as in
+# tutorial 6 runs, with the multi-task task; it mirrors half the samples each epoch, and a
+# mirrored sample's targets are mirrored too (the left eye becomes the right).
+
+# %%
+recipe = MTCNNRecipe(PhotoCounts(max_photos=80 if QUICK else 250), max_landmark_faces=2000 if QUICK else 4000,
+                     max_free_photos=40 if QUICK else 150)
+train = build_photo_samples("pnet", "train", DATA, recipe, seed=0)
+val = build_photo_samples("pnet", "val", DATA, replace(recipe, photo=replace(recipe.photo, max_photos=20)), seed=0)
 print(f"training samples: {describe_kinds(train)}")
 print(f"validation samples: {describe_kinds(val)}")
 
 net = PNet(rng=np.random.default_rng(0), landmarks=True)
-config = TrainConfig(epochs=3 if QUICK else 8, batch_size=64, lr=0.005, milestones=(3 if QUICK else 6,))
+# P-Net first learns "everything is a negative" (the face loss sits near 0.67 for a thousand
+# steps or so) before faces and non-faces come apart, so even the short run takes ~1,500 steps.
+config = TrainConfig(epochs=6 if QUICK else 8, batch_size=64, lr=0.005, milestones=(5 if QUICK else 6,))
 trainer = Trainer(net, task_for_net("pnet"), train, val, config, OUT / "pnet_run", name="P-Net", progress=False)
 if trainer.checkpoint_path.exists():
     trainer.checkpoint_path.unlink()  # start afresh each time the tutorial runs
@@ -231,17 +280,31 @@ _tutorial.save(plot_training_curves(terms, title="P-Net: each validation loss te
                OUT / "loss_terms.png")
 for name, values in terms.items():
     print(f"{name}: {values[0]:.4f} after epoch 1, {values[-1]:.4f} after epoch {len(values)}")
-    assert values[-1] < values[0]
+assert terms["val face loss"][-1] < terms["val face loss"][0] and terms["val box loss"][-1] < terms["val box loss"][0]
 
 # %% [markdown]
-# The full recipe (`facecascade train mtcnn`) goes on from here: P-Net on about 300,000 samples;
-# then R-Net on 24 x 24 samples, half of them *hard examples*, the windows the trained P-Net lets
+# The face and box terms fall; the landmark term barely moves in so short a run (its head learns
+# from a few thousand faces, and the trunk it shares is busy learning faces from non-faces). Over
+# the full run (30 epochs on about 220,000 samples) all three fall.
+
+# %% [markdown]
+# The full recipe (`facecascade train mtcnn`) goes on from here, with these windows per photo:
+
+# %%
+full = RECIPES["pnet"]
+print(f"P-Net, per training photo: {full.photo.random_negatives} random negatives, {full.photo.near_negatives} "
+      f"beside each face, up to {full.photo.positives} positives and {full.photo.parts} parts per face of "
+      f"{full.photo.min_face:g} px or more; {full.landmarks_per_face} landmark windows per face with points; "
+      f"{full.free_negatives_per_photo} windows per face-free photo")
+
+# %% [markdown]
+# Then R-Net learns on 24 x 24 samples plus *hard examples*, the windows the trained P-Net lets
 # through on the training photos, labelled by IoU just like above; then O-Net on the windows
-# that P-Net and R-Net together let through. Each net's threshold keeps 99% of the validation
-# faces; O-Net's is then raised until at most 0.1 false positives per validation face-free photo
-# remain.
+# that P-Net and R-Net together let through. Each net's threshold lets a fixed small share of
+# its validation negatives through (a budget on the next net's work); O-Net's is then chosen so
+# that at most 0.1 false positives per validation face-free photo remain.
 #
-# ## 7.5 The nets trained here against the released ones
+# ## 7.6 The nets trained here against the released ones
 #
 # The project ships the three nets that command trained, in NumPy, next to the released ones.
 # `MTCNNDetector(weights="scratch")` loads them with their own thresholds (chosen on the
@@ -269,8 +332,8 @@ _tutorial.save(fig, OUT / "scratch_vs_released.png")
 #
 # ## Exercises
 #
-# 1. **No hard example mining.** Train 7.4 again with `task_for_net("pnet", ohem_keep=1.0)`.
-#    How do the validation face loss and the 99%-recall threshold change? *Hint:* compare
+# 1. **No hard example mining.** Train 7.5 again with `task_for_net("pnet", ohem_keep=1.0)`.
+#    How do the validation face loss and the threshold change? *Hint:* compare
 #    `history["val face loss"]` and `history["val threshold"]` of the two runs.
 # 2. **No part samples.** Drop kind 2 from the training set,
 #    `train.take(np.flatnonzero(train.labels["kind"] != PART))`, and train again. Does the box
@@ -281,4 +344,4 @@ _tutorial.save(fig, OUT / "scratch_vs_released.png")
 #    the tasks help each other; with so few samples the difference may be within the noise, so
 #    try two seeds.
 # 4. **Thresholds.** Run `MTCNNDetector(weights="scratch", thresholds=(0.2, 0.5, 0.9))` on the
-#    photo of 7.5 with `trace=True`. How many windows pass each stage? *Hint:* `print(trace)`.
+#    photo of 7.6 with `trace=True`. How many windows pass each stage? *Hint:* `print(trace)`.
