@@ -100,7 +100,7 @@ def mined_negatives(rng, detector, photos, size: int, per_photo: int, stage: int
     images = []
     for photo_info in photos:
         photo = load_image(photo_info.path)
-        boxes = _mined_windows(detector, photo, stage)
+        boxes = mined_windows(detector, photo, stage)
         if len(boxes) > per_photo:
             boxes = boxes[np.sort(rng.choice(len(boxes), per_photo, replace=False))]
         images.append(cut(photo, boxes, size)[0])
@@ -259,7 +259,7 @@ def build_photo_samples(net: str, split: str, data_dir, recipe: CascadeRecipe, s
         return SampleSet.concat(parts)
     for photo in _bar(photos, f"{net} {split}: photos", progress):
         image = load_image(photo.path)
-        mined = _mined_windows(detector, image, stage) if stage else None
+        mined = mined_windows(detector, image, stage) if stage else None
         parts.append(wider_detection_samples(rng, image, photo, size, recipe, share, mined))
     free = negative_photos(data_dir, split)[: recipe.photo.max_photos]
     if stage:
@@ -269,7 +269,7 @@ def build_photo_samples(net: str, split: str, data_dir, recipe: CascadeRecipe, s
     return SampleSet.concat(parts)
 
 
-def _mined_windows(detector, image, stage: int) -> np.ndarray:
+def mined_windows(detector, image, stage: int) -> np.ndarray:
     """The windows a partly trained cascade passes on in one photo (stage 1: 12-net, 12-cal
     and NMS; stage 2: also the 24-net and 24-cal). Returns (K, 4) float64 in pixels."""
     from .trace import Trace

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -65,6 +66,30 @@ def _workers(text: str) -> int:
     return value
 
 
+def _max_pixels(text: str) -> int:
+    """--max-pixels: a whole number of pixels > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels > 0, e.g. 400000000; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels > 0; got {text}")
+    return value
+
+
+def _max_pixels_argument(parser) -> None:
+    parser.add_argument("--max-pixels", type=_max_pixels, default=None, metavar="N",
+                        help="read images of up to N pixels (default: Pillow's guard against decompression "
+                        "bombs, about 179 million; a larger image is reported and skipped)")
+
+
+def _apply_max_pixels(args) -> None:
+    if getattr(args, "max_pixels", None) is not None:
+        from .images import set_max_pixels
+
+        set_max_pixels(args.max_pixels)
+
+
 def _workers_argument(parser) -> None:
     parser.add_argument("--workers", type=_workers, default=None, metavar="N",
                         help="processes that share each photo's work (default: the CPUs, at most 4; "
@@ -106,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mtcnn (default) or cascade (Cascade-CNN trained here)")
     _weights_argument(detect)
     _workers_argument(detect)
+    _max_pixels_argument(detect)
 
     demo = commands.add_parser("demo", help="run MTCNN on a photo (yours, or a sample) and write one figure per stage")
     demo.add_argument("image", nargs="?", type=Path, default=None, metavar="PATH",
@@ -115,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                       help="mtcnn (default) or cascade (Cascade-CNN trained here)")
     _weights_argument(demo)
+    _max_pixels_argument(demo)
 
     evaluate = commands.add_parser(
         "evaluate", help="measure a detector on the face data kit (val faces, photos, face-free photos)")
@@ -123,12 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     _data_argument(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, metavar="DIR",
                           help="folder for evaluation.json and roc.png")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace an earlier evaluation in --out (refused otherwise)")
     evaluate.add_argument("--wider", type=Path, default=None, metavar="DIR",
                           help="a WIDER FACE folder to score with the benchmark's protocol instead of the kit's "
                           "validation split: images/, wider_face_bbx_gt.txt and the benchmark's ground_truth/ "
                           "(e.g. a WIDER_val download; README: Getting the data)")
     _weights_argument(evaluate)
     _workers_argument(evaluate)
+    _max_pixels_argument(evaluate)
 
     train = commands.add_parser("train", help="train a cascade on the face data kit")
     which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
@@ -174,6 +204,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    _apply_max_pixels(args)
     handler = {"gradcheck": run_gradcheck, "detect": run_detect, "demo": run_demo,
                "evaluate": run_evaluate, "train": run_train}[args.command]
     return handler(args)
@@ -189,6 +220,27 @@ def run_gradcheck(args) -> int:
     for r in failed:
         print(r.report())
     return 1 if failed else 0
+
+
+def output_problem(folder: Path) -> str | None:
+    """What stops the results from being written into ``folder`` (a message naming it), or None.
+
+    Checked before any work starts, without creating anything: the folder, or the nearest
+    existing folder above it, must be a folder this process may write in."""
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            return f"--out {folder}: is a file, not a folder"
+        target = folder
+    else:
+        target = folder.parent
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            return f"--out {folder}: cannot be created, {target} is a file"
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"--out {folder}: no permission to write in {target}"
+    return None
 
 
 def _count(n: int, word: str) -> str:
@@ -216,8 +268,7 @@ def _output_stem(path: Path, used: set[str]) -> str:
 def run_detect(args) -> int:
     from tqdm import tqdm
 
-    from .annotate import annotate
-    from .images import ImageError, list_images, load_image, subfolders
+    from .images import list_images, subfolders
 
     paths = list_images(args.paths, recursive=args.recursive)
     if not args.recursive:
@@ -228,6 +279,10 @@ def run_detect(args) -> int:
     if not paths:
         print("error: no images found in " + ", ".join(str(p) for p in args.paths), file=sys.stderr)
         return 1
+    problem = output_problem(args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         detector = make_detector(args.detector, args.weights, min_face_size=args.min_face,
                                  thresholds=args.thresholds, factor=args.factor, workers=args.workers)
@@ -236,18 +291,44 @@ def run_detect(args) -> int:
         return 1
     used: set[str] = set()
     n_faces, errors, written, start = 0, 0, 0, time.perf_counter()
-    for path in tqdm(paths, desc="detect", unit="image", disable=None, file=sys.stderr):
-        try:
-            image = load_image(path)
-        except ImageError as exc:
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-            errors += 1
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the notes are printed below, once per image
-            faces, trace = detector.detect(image, trace=True)
-        n_faces += len(faces)
-        stem = _output_stem(path, used)
+    done, interrupted = 0, False
+    try:
+        for path in tqdm(paths, desc="detect", unit="image", disable=None, file=sys.stderr):
+            found, failed = _detect_one(path, detector, args, used)
+            done += 1
+            n_faces += found
+            errors += failed
+            written += not failed
+    except KeyboardInterrupt:  # Ctrl-C: what was done is kept; say so instead of a traceback
+        interrupted = True
+    seconds = time.perf_counter() - start
+    where = f"results in {args.out}/" if written else "nothing written"
+    stopped = f"interrupted after {done} of {_count(len(paths), 'image')}; " if interrupted else ""
+    print(f"{stopped}{done - errors} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
+          f"{_count(errors, 'error')}, {seconds:.1f} s; {where}")
+    if interrupted:
+        return 130
+    return 1 if errors else 0
+
+
+def _detect_one(path, detector, args, used) -> tuple[int, int]:
+    """Detect faces in one image of `facecascade detect` and write its results: (faces found,
+    1 if it failed to load or to be written else 0); a failure is reported on stderr."""
+    from tqdm import tqdm
+
+    from .annotate import annotate
+    from .images import ImageError, load_image
+
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        tqdm.write(f"error: {exc}", file=sys.stderr)
+        return 0, 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notes are printed below, once per image
+        faces, trace = detector.detect(image, trace=True)
+    stem = _output_stem(path, used)
+    try:
         args.out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         annotate(image, faces).save(args.out / f"{stem}.png")
         if args.json:
@@ -256,21 +337,23 @@ def run_detect(args) -> int:
             from .align import save_crops
 
             save_crops(image, faces, args.out / "crops", stem)
-        written += 1
-        tqdm.write(f"{path}: {_count(len(faces), 'face')}", file=sys.stdout)
-        for note in trace.notes:
-            tqdm.write(f"  note: {note}", file=sys.stdout)
-    seconds = time.perf_counter() - start
-    where = f"results in {args.out}/" if written else "nothing written"
-    print(f"{len(paths) - errors} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
-          f"{_count(errors, 'error')}, {seconds:.1f} s; {where}")
-    return 1 if errors else 0
+    except OSError as exc:  # e.g. a read-only file of the same name: report it, go on
+        tqdm.write(f"error: {path}: cannot write its results in {args.out} ({exc})", file=sys.stderr)
+        return len(faces), 1
+    tqdm.write(f"{path}: {_count(len(faces), 'face')}", file=sys.stdout)
+    for note in trace.notes:
+        tqdm.write(f"  note: {note}", file=sys.stdout)
+    return len(faces), 0
 
 
 def run_demo(args) -> int:
     from .demo import write_demo
     from .images import ImageError, load_image
 
+    problem = output_problem(args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     image = None
     if args.image is not None:
         try:
@@ -285,7 +368,11 @@ def run_demo(args) -> int:
         return 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        paths = write_demo(args.out, image=image, detector=detector)
+        try:
+            paths = write_demo(args.out, image=image, detector=detector)
+        except OSError as exc:
+            print(f"error: cannot write the figures in {args.out} ({exc})", file=sys.stderr)
+            return 1
     for warning in caught:
         print(f"note: {warning.message}")
     for path in paths:
@@ -356,6 +443,13 @@ def run_evaluate(args) -> int:
     data = _data_or_error(args.data)
     if data is None:
         return 1
+    problem = output_problem(args.out)
+    if not problem and (args.out / "evaluation.json").exists() and not args.overwrite:
+        problem = (f"--out {args.out} holds an evaluation already (evaluation.json); choose another folder "
+                   "or pass --overwrite to replace it")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         detector = make_detector(args.detector, args.weights, workers=args.workers)
     except ValueError as exc:
@@ -375,12 +469,17 @@ def run_evaluate(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_summary(results))
+    if "write_error" in results:
+        print(f"error: {results['write_error']}", file=sys.stderr)
+        return 1
     print(f"{results['seconds']:.1f} s; results in {args.out}/ (evaluation.json, roc.png)")
     failed = sum(len(results[key].get("failed", ())) for key in ("val", "photos", "negatives", "wider", "wild_landmarks"))
     return 1 if failed else 0
 
 
 def run_train(args) -> int:
+    from .training import OutputInUse
+
     if args.cascade == "mtcnn":
         from .train_mtcnn import STAGES, train_mtcnn as train
     else:
@@ -400,7 +499,7 @@ def run_train(args) -> int:
         paths = train(data, args.out, stages, seed=args.seed, resume=args.resume, quick=args.quick)
     except KeyboardInterrupt:
         return 130
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError, OutputInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"trained {len(paths)} net(s) in {(time.perf_counter() - start) / 60:.1f} min: "

@@ -3,8 +3,8 @@ benchmarks.
 
     1. the folder given (``--data DIR`` on the command line, ``data_dir=`` in code), else
     2. the folder named by the environment variable FACECASCADE_DATA, else
-    3. ``shared/data`` beside the project's folder (``<checkout>/../shared/data``), where the
-       project's developers and its CI keep the kit.
+    3. ``shared/data`` beside the project's folder (a folder ``shared`` next to the checkout,
+       holding ``data``), where the project's developers and its CI keep the kit.
 
 Relative paths are resolved against the current folder. A missing kit is one clear error
 (`MissingDataError`) that says which rule chose the folder and what it should hold.

@@ -354,7 +354,8 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
     "failed", and left out of the counts; the rest goes on.
 
     Writes out_dir/evaluation.json (the returned dict) and out_dir/roc.png (recall against
-    false positives for "val" and "photos"). Returns a dict with "detector", "iou_threshold",
+    false positives for "val" and "photos"); if that fails, the dict says why under
+    "write_error" and is returned all the same. Returns a dict with "detector", "iou_threshold",
     "seconds", and per set "val", "photos": images, faces, detected (true positives),
     false_positives, recall, ap (`average_precision`), failed, roc (`roc_points` as lists);
     "negatives": images, faces 0, detected 0, false_positives, false_positives_per_photo,
@@ -460,7 +461,10 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
     point["photos_recall"] = recall_above(pooled["photos"], point["score_above"])
     results["operating_point"] = point
     results["seconds"] = round(time.perf_counter() - start, 1)
-    write_results(results, out_dir)
+    try:
+        write_results(results, out_dir)
+    except OSError as exc:  # the measurements are still returned (and printed by the CLI)
+        results["write_error"] = f"cannot write the results in {out_dir} ({exc})"
     return results
 
 

@@ -10,6 +10,7 @@ whose message names the file.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,6 +62,20 @@ def load_image(source) -> np.ndarray:
     )
 
 
+def set_max_pixels(pixels: int | None) -> None:
+    """Refuse image files of more than ``pixels`` pixels (width x height), or none with None.
+
+    Pillow guards against "decompression bombs", small files that decode to gigabytes: it
+    refuses an image of over twice ``PIL.Image.MAX_IMAGE_PIXELS`` (by default about 179
+    million pixels) and only warns between one and two times it. This sets that limit for
+    the whole process so that the refusal comes exactly above ``pixels``; `load_image` does
+    not repeat Pillow's warning below it.
+    """
+    if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1):
+        raise ValueError(f"the pixel limit must be a whole number > 0 or None; got {pixels!r}")
+    Image.MAX_IMAGE_PIXELS = None if pixels is None else pixels / 2
+
+
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -74,8 +89,15 @@ def _load_file(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: file is empty (0 bytes)")
     try:
-        with Image.open(path) as image:
-            return _pil_to_rgb(image, name=str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # allowed size: no warning
+            with Image.open(path) as image:
+                return _pil_to_rgb(image, name=str(path))
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses images of over twice MAX_IMAGE_PIXELS as it opens them (a guard
+        # against files that decode to gigabytes); one such file must not stop a batch
+        raise ImageError(f"{path}: image too large ({_one_line(exc)}); "
+                         "raise the limit with --max-pixels N (or set PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image format Pillow can read") from None
     except OSError as exc:  # e.g. permission denied
@@ -89,7 +111,8 @@ def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
         image.load()
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large ({_one_line(exc)})") from exc
+        raise ImageError(f"{name}: image too large ({_one_line(exc)}); "
+                         "raise the limit with --max-pixels N (or set PIL.Image.MAX_IMAGE_PIXELS)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise ImageError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from exc
 

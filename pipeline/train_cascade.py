@@ -23,7 +23,8 @@ from nets.cascade_weights import NET_CLASSES, CascadeNets, load_net, round_to_st
 from .calibration import NUM_PATTERNS, mirrored_patterns
 from .cascade_samples import FACE, CascadeRecipe, build_photo_samples, describe
 from .photo_windows import PhotoCounts, large_faces
-from .training import ClassifierTask, TrainConfig, Trainer, load_or_build, run_stages, sample_cache_path
+from .training import (ClassifierTask, TrainConfig, Trainer, load_or_build, output_lock, run_stages,
+                       sample_cache_path)
 
 STAGES = ("net12", "cal12", "net24", "cal24", "net48", "cal48")
 TARGET_RECALL = 0.99  # a detection stage without a budget keeps this share of the validation faces
@@ -184,9 +185,14 @@ def train_cascade(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool 
     """Train the given stages in order (default: all six). With resume=True a stage whose
     weights exist is skipped and a stage with a checkpoint continues from it."""
     weights_dir = Path(out_dir) / "weights"
-    written = run_stages(stages, STAGES, lambda net: weights_path(net, weights_dir),
-                         lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
-                         resume, log)
-    if "cal48" in stages or "net48" in stages:
-        choose_operating_point(data_dir, out_dir, quick, log)
+    with output_lock(out_dir):
+        written = run_stages(stages, STAGES, lambda net: weights_path(net, weights_dir),
+                             lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
+                             resume, log)
+        if "cal48" in stages or "net48" in stages:
+            missing = [net for net in STAGES if not weights_path(net, weights_dir).is_file()]
+            if missing:  # the operating point runs the whole cascade
+                log(f"operating point: not chosen yet, it needs all six nets ({' '.join(missing)} not trained)")
+            else:
+                choose_operating_point(data_dir, out_dir, quick, log)
     return written

@@ -41,7 +41,7 @@ from nets.weights import load_weights, save_weights
 from .mtcnn_samples import MTCNNRecipe, build_photo_samples, describe_kinds
 from .multitask import task_for_net
 from .photo_windows import PhotoCounts
-from .training import TrainConfig, Trainer, load_or_build, run_stages, sample_cache_path
+from .training import TrainConfig, Trainer, load_or_build, output_lock, run_stages, sample_cache_path
 
 STAGES = ("pnet", "rnet", "onet")
 NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
@@ -180,6 +180,7 @@ def train_mtcnn(data_dir, out_dir, stages=STAGES, seed: int = 0, resume: bool = 
     """Train the given stages in order. With resume=True a finished stage is skipped and a
     stage with a checkpoint continues from it."""
     weights_dir = Path(out_dir) / "weights"
-    return run_stages(stages, STAGES, lambda net: weights_file(net, weights_dir),
-                      lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
-                      resume, log)
+    with output_lock(out_dir):
+        return run_stages(stages, STAGES, lambda net: weights_file(net, weights_dir),
+                          lambda net: train_stage(net, data_dir, out_dir, seed, resume, quick, progress, log),
+                          resume, log)

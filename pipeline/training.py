@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -427,8 +429,12 @@ class Trainer:
             with slices_not_blas(), reuse_freed_memory():
                 self._run_epochs()
         except KeyboardInterrupt:
-            _say(f"\n{self.name}: interrupted; {self.checkpoint_path} holds epoch {self.epoch}. "
-                 "Run again with --resume to continue.")
+            if self.checkpoint_path.exists():
+                _say(f"\n{self.name}: interrupted; {self.checkpoint_path} holds epoch {self.epoch}. "
+                     "Run again with --resume to continue.")
+            else:
+                _say(f"\n{self.name}: interrupted during the first epoch; no checkpoint yet, "
+                     "a new run starts this net from the beginning.")
             raise
         if self.best is not None:
             self.net.load_state_dict(self.best[2])
@@ -442,6 +448,8 @@ class Trainer:
             self.epoch += 1
             self._record(train_metrics, val_metrics)
             self.save_checkpoint()
+            # after the checkpoint: history.json never runs ahead of what a resume starts from
+            (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
             self._plot_curves()
 
     def _record(self, train_metrics: dict, val_metrics: dict) -> None:
@@ -455,7 +463,6 @@ class Trainer:
         parts = [f"{k} {v:.4f}" for k, v in {**{f"train {k}": v for k, v in train_metrics.items()},
                                               **{f"val {k}": v for k, v in val_metrics.items()}}.items()]
         _say(f"{self.name} epoch {self.epoch}: " + ", ".join(parts))
-        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def _plot_curves(self) -> None:
         from .plots import plot_training_curves
@@ -478,6 +485,55 @@ class Trainer:
             "false positive rate (every class against the rest, pooled)"
         plot_roc({self.name: (fp, tp)}, save=path, xlabel=xlabel, title=f"{self.name}: validation ROC")
         return path
+
+
+LOCK = "train.lock"
+
+
+class OutputInUse(RuntimeError):
+    """Another training run is writing into the same output folder."""
+
+
+@contextmanager
+def output_lock(out_dir):
+    """Hold ``<out_dir>/train.lock`` for the length of a training run, so that a second run
+    into the same folder is refused at once (it would overwrite the first's checkpoints and
+    weights) instead of racing it.
+
+    The lock is an advisory ``flock`` on the file: the kernel drops it when the holder ends,
+    however it ends (kill -9 included), so a stale file never blocks a later run. The file
+    holds the holder's pid, for the message. Raises OutputInUse naming that pid. Where flock
+    does not exist (not POSIX), runs without a lock. Once the lock is held, the temporary
+    files of an atomic write that was killed half-way are removed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = out_dir / LOCK
+    with open(path, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            raise OutputInUse(f"{out_dir} is in use by another training run ({holder}); wait for it to end, "
+                              "or choose another --out") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()}")
+        file.flush()
+        # half-written files of a run that was killed while it wrote (save_arrays writes
+        # NAME.*.tmp, then renames it); with the lock held, no one else is writing them
+        for leftover in out_dir.rglob("*.npz.*.tmp"):
+            leftover.unlink()
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def run_stages(stages, order, weights_of, train_one, resume: bool = False, log=print) -> list[Path]:

@@ -237,7 +237,9 @@ def test_train_mtcnn_onet_stage_mines_with_the_earlier_nets_and_sets_its_operati
                  "--resume"]) == 0
     meta = load_weights(ONet(landmarks=True), scratch_path("onet", tmp_path / "weights"))
     assert 0.0 < float(meta["operating_threshold"]) < 1.0 and 0.0 < float(meta["threshold"]) < 1.0
-    kinds = np.load(tmp_path / "samples" / "onet-train.npz")["label.kind"]
+    cached = sorted((tmp_path / "samples").glob("onet-train-*.npz"))  # named by a key of the recipe and seed
+    assert len(cached) == 1
+    kinds = np.load(cached[0])["label.kind"]
     assert set(np.unique(kinds)) == {0, 1, 2, 3}
     detector = MTCNNDetector(weights=tmp_path / "weights")
     assert detector.thresholds[2] == pytest.approx(float(meta["operating_threshold"]))
@@ -250,3 +252,80 @@ def test_train_refuses_an_unknown_stage(tmp_path, capsys):
 
     assert main(["train", "cascade", "--data", str(tmp_path), "--out", str(tmp_path), "--stage", "net99"]) == 2
     assert "net99" in capsys.readouterr().err
+
+
+def test_an_image_over_the_pixel_limit_is_reported_and_the_batch_goes_on(tmp_path, monkeypatch, capsys):
+    """Pillow refuses images over twice MAX_IMAGE_PIXELS (a decompression-bomb guard); detect
+    names the file, says how to allow it, and goes on; --max-pixels raises the limit."""
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # refuses over 2,000 pixels
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((100, 120, 3), np.uint8)).save(folder / "big.png")
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(folder / "small.png")
+    assert main(["detect", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "big.png: image too large" in captured.err and "--max-pixels" in captured.err
+    assert "1 of 2 images processed" in captured.out and (tmp_path / "out" / "small.png").is_file()
+    assert main(["detect", str(folder), "--out", str(tmp_path / "out2"), "--workers", "1",
+                 "--max-pixels", "12000"]) == 0
+    assert "2 of 2 images processed" in capsys.readouterr().out
+
+
+def test_out_that_cannot_hold_results_is_refused_before_any_work(tmp_path, capsys):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(image)
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    for command in (["detect", str(image)], ["demo", str(image)]):
+        assert main([*command, "--out", str(a_file)]) == 1
+        assert f"--out {a_file}: is a file, not a folder" in capsys.readouterr().err
+        assert main([*command, "--out", str(a_file / "sub")]) == 1
+        assert f"cannot be created, {a_file} is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"
+
+
+def test_detect_reports_a_result_it_cannot_write_and_goes_on(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / f"{name}.png")
+    out = tmp_path / "out"
+    (out / "a.png").mkdir(parents=True)  # a folder where a's annotated image would go
+    assert main(["detect", str(folder), "--out", str(out), "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "a.png: cannot write its results in" in captured.err
+    assert "1 of 2 images processed" in captured.out and (out / "b.png").is_file()
+
+
+def test_evaluate_refuses_to_replace_an_evaluation(tmp_path, capsys):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "evaluation.json").write_text("{}")
+    assert main(["evaluate", "--data", str(tmp_path), "--out", str(out)]) == 1
+    assert "holds an evaluation already (evaluation.json); choose another folder or pass --overwrite" \
+        in capsys.readouterr().err
+    assert (out / "evaluation.json").read_text() == "{}"
+
+
+def test_ctrl_c_in_detect_keeps_what_was_done_and_prints_the_summary(tmp_path, monkeypatch, capsys):
+    import pipeline.cli as cli
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / f"{name}.png")
+    real, calls = cli._detect_one, []
+
+    def one_then_interrupt(path, *rest):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, *rest)
+
+    monkeypatch.setattr(cli, "_detect_one", one_then_interrupt)
+    assert main(["detect", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted after 1 of 3 images; 1 of 3 images processed" in captured.out
+    assert "Traceback" not in captured.err and (tmp_path / "out" / "a.png").is_file()

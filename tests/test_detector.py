@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from tolerances import FLOAT32_FORWARD, assert_close
 from PIL import Image
 
 from nets import ONet, PNet, RNet, WeightsError, load_weights, pretrained_mtcnn, save_weights
@@ -383,6 +384,8 @@ def test_crop_and_score_in_chunks_equals_one_batch():
     kept, out = crop_and_score(rnet, image, boxes, 24, batch=2)  # chunks of 2 boxes
     np.testing.assert_array_equal(kept, expected_kept)
     for name in expected:
-        np.testing.assert_allclose(out[name], expected[name], rtol=1e-6, atol=1e-6)
+        # float32 products blocked differently for 2 rows than for 9 (numpy 2.4's OpenBLAS moved
+        # one entry by 1.5e-6, over the old elementwise 1e-6): the table's float32 tolerance
+        assert_close(out[name], expected[name], FLOAT32_FORWARD, what=name)
     kept, out = crop_and_score(rnet, image, boxes[[1, 2]], 24)  # no box inside: nothing to run
     assert kept.size == 0 and out == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tolerances import FLOAT32_FORWARD, assert_close
 
 from pipeline import MTCNNDetector
 from pipeline.parallel import Parallel
@@ -23,14 +24,18 @@ def test_bad_worker_count_is_refused():
         Parallel(workers=0)
 
 
-def test_one_or_two_workers_find_identical_faces():
+def test_one_or_two_workers_find_the_same_faces():
+    # Two workers split R-Net's and O-Net's crops into two batches. Where OpenBLAS picks its
+    # matrix-multiply blocking by the number of rows (its Haswell kernels on an AMD EPYC do),
+    # a half batch rounds in the last float32 bits differently from the whole one: the same
+    # faces, equal to float32 rounding (a box moved by 1.5e-5 px was seen), not bit for bit.
     image = pytest.importorskip("skimage.data").astronaut()
     one = MTCNNDetector(workers=1).detect(image)
     two = MTCNNDetector(workers=2).detect(image)
     assert len(one) == len(two) == 1
-    np.testing.assert_array_equal(one[0].box, two[0].box)
-    np.testing.assert_array_equal(one[0].landmarks, two[0].landmarks)
-    assert one[0].score == two[0].score
+    assert_close(two[0].box, one[0].box, FLOAT32_FORWARD, what="box")
+    assert_close(two[0].landmarks, one[0].landmarks, FLOAT32_FORWARD, what="landmarks")
+    assert two[0].score == pytest.approx(one[0].score, abs=1e-6)
 
 
 def test_the_threads_are_kept_between_sessions_and_end_with_the_parallel():

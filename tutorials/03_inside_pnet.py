@@ -249,7 +249,9 @@ h, w = scaled_size(*image.shape[:2], scale)
 level = normalize(resize_area(to_chw_float(image), h, w))       # (3, h, w), as the detector builds it
 prob_map = softmax(pnet.forward(level[None])["face"])[0, 1]    # (OH, OW) face probability
 print(f"level {k}: scale {scale:.3f}, {w} x {h} px -> {prob_map.shape[1]} x {prob_map.shape[0]} cells (W x H)")
-assert np.allclose(prob_map, trace.prob_maps[k], rtol=0, atol=1e-6)  # same map as inside the detector
+# the same map as inside the detector, to float32 rounding: the detector runs the level in strips
+# and a faster layout, whose matrix products round in the last bits differently on some CPUs
+assert np.allclose(prob_map, trace.prob_maps[k], rtol=0, atol=1e-5)
 
 differences = []
 for row in range(prob_map.shape[0]):

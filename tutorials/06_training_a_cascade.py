@@ -19,12 +19,13 @@
 # 2. the shared training loop on real face crops, loss and accuracy falling;
 # 3. choosing the threshold that keeps 99% of the faces, from a ROC curve;
 # 4. the 45 calibration patterns, drawn on a face, and a window corrected by the calibration net;
-# 5. hard negatives: the windows of face-free photos that the first stage lets through;
+# 5. hard negatives: the windows of face-free photos, and of a WIDER FACE photo of people, that
+#    the first stage lets through, labelled by IoU;
 # 6. the whole trained cascade, stage by stage, on a photo.
 #
-# It needs the face data kit (a folder with `cuhk80/`, `negatives/` and `photos/`): set the
-# environment variable FACECASCADE_DATA to it. Sections 4 to 6 use the weights that ship with
-# the project, made by `facecascade train cascade --data DIR --out DIR`.
+# It needs the face data kit (README: Getting the data; FACECASCADE_DATA names its folder).
+# Sections 4 to 6 use the weights that ship with the project, made by
+# `facecascade train cascade --data DIR --out DIR`.
 
 # %%
 
@@ -40,14 +41,16 @@ from nets.cascade_weights import shipped_cascade
 from pipeline.boxes import iou
 from pipeline.calibration import PATTERNS, calibrate, perturb_boxes
 from pipeline.cascade import CascadeDetector
-from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, negative_photos
+from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, mined_windows, negative_photos
 from pipeline.crops import crop_and_resize
 from pipeline.datasets import face_split
 from pipeline.images import load_image, to_chw_float
+from pipeline.photo_windows import NEGATIVE_IOU, max_overlap
 from pipeline.plots import plot_counts, plot_roc, plot_stages, plot_training_curves
 from pipeline.samples import face_window
 from pipeline.train_cascade import task_for
 from pipeline.training import TrainConfig, Trainer, predict, recall_threshold, to_input
+from pipeline.wider import wider_split
 
 OUT = _tutorial.output_dir("06_training_a_cascade")
 QUICK = _tutorial.QUICK
@@ -230,6 +233,36 @@ for ax in fig.axes:
     ax.set_axis_off()
 fig.suptitle("windows of face-free photos that pass the 12-net stage (24 x 24 px each)")
 _tutorial.save(fig, OUT / "hard_negatives.png")
+
+# %% [markdown]
+# Face-free photos cannot show the hardest background of all: the rest of a photo *with* people
+# (hands, collars, hair, the crowd behind). On a WIDER FACE training photo, the windows the first
+# stage passes are labelled by their IoU with every labelled box: below 0.3 they are negatives
+# for the 24-net (red); those on a face (IoU >= 0.5 with a face, green) are not; the ones in
+# between are left out (`pipeline.cascade_samples.build_photo_samples` does this on every
+# training photo).
+
+# %%
+wider_photo = next(p for p in wider_split(DATA, "train") if len(p.faces) >= 6)
+people = load_image(wider_photo.path)
+passed = mined_windows(detector, people, stage=1)
+overlap = max_overlap(passed, wider_photo.boxes)
+fig = Figure(figsize=(11, 7.5))
+ax = fig.add_subplot(1, 1, 1)
+ax.imshow(people)
+for boxes, colour, label in ((wider_photo.faces, "white", "labelled faces"),
+                             (passed[overlap < NEGATIVE_IOU], "red", "hard negatives (IoU < 0.3 with every box)"),
+                             (passed[overlap >= 0.5], "lime", "on a face (IoU >= 0.5)")):
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1,
+                               label=label if k == 0 else None))
+ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+ax.set_axis_off()
+ax.set_title(f"{wider_photo.name}: {len(passed)} windows pass the 12-net stage", fontsize=10)
+fig.tight_layout()
+_tutorial.save(fig, OUT / "hard_negatives_people.png")
+print(f"{len(passed)} windows pass: {int(np.sum(overlap < NEGATIVE_IOU))} hard negatives, "
+      f"{int(np.sum(overlap >= 0.5))} on a face")
 
 # %% [markdown]
 # ## 6.6 The trained cascade on a photo
