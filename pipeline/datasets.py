@@ -203,7 +203,32 @@ def cuhk_to_mtcnn(boxes) -> np.ndarray:
     return apply_regression(boxes, offsets)
 
 
-def read_landmark_list(path, root=None, convert: bool = True) -> list[FaceRecord]:
+BOX_OUTSIDE = 0.1  # a face box may reach outside its image by this share of its side, no more
+
+
+def _check_against_image(record: FaceRecord, path, number: int) -> None:
+    """A face line against its image (read for its size only): the image must exist and be
+    readable, the box must lie inside it up to `BOX_OUTSIDE` of its side, the five points
+    inside it. Raises DataError naming the list file, the line and the problem."""
+    try:
+        with Image.open(record.path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}, line {number}: image {record.path} not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}, line {number}: cannot read image {record.path} ({exc})") from None
+    x1, y1, x2, y2 = record.box
+    w, h = x2 - x1, y2 - y1
+    if x1 < -BOX_OUTSIDE * w or y1 < -BOX_OUTSIDE * h or x2 > width + BOX_OUTSIDE * w or y2 > height + BOX_OUTSIDE * h:
+        raise DataError(f"{path}, line {number}: the box (left {x1:g}, right {x2:g}, top {y1:g}, bottom {y2:g}) "
+                        f"lies outside the {width} x {height} image {record.path.name}")
+    points = record.landmarks
+    if np.any(points < 0) or np.any(points[:, 0] > width) or np.any(points[:, 1] > height):
+        raise DataError(f"{path}, line {number}: a landmark lies outside the {width} x {height} image "
+                        f"{record.path.name}")
+
+
+def read_landmark_list(path, root=None, convert: bool = True, check_images: bool = False) -> list[FaceRecord]:
     """Read a CUHK face list: one face per line,
 
         path left right top bottom x1 y1 x2 y2 x3 y3 x4 y4 x5 y5
@@ -217,7 +242,9 @@ def read_landmark_list(path, root=None, convert: bool = True) -> list[FaceRecord
     Returns a list of FaceRecord in file order (blank lines skipped): path absolute, box (4,)
     float64 x1, y1, x2, y2, landmarks (5, 2) float64.
     Raises DataError for a line with the wrong number of fields, a field that is not a
-    number, or a box with right <= left or bottom <= top.
+    number, or a box with right <= left or bottom <= top. check_images: also read each
+    image's size and refuse, naming the line, a missing or unreadable image, a box reaching
+    outside it by more than a tenth of its side, or a point outside it (`_check_against_image`).
     """
     path = Path(path)
     root = (path.parent if root is None else Path(root)).absolute()
@@ -234,6 +261,8 @@ def read_landmark_list(path, root=None, convert: bool = True) -> list[FaceRecord
         box = np.array([left, top, right, bottom], dtype=np.float64)
         landmarks = np.array(values[4:], dtype=np.float64).reshape(5, 2)
         records.append(FaceRecord(root / fields[0], box, landmarks))
+        if check_images:
+            _check_against_image(records[-1], path, number)
     if convert and records:
         converted = cuhk_to_mtcnn(np.stack([r.box for r in records]))
         for record, box in zip(records, converted):
@@ -364,10 +393,11 @@ def list_face_free_images(folder) -> list[NegativeImage]:
 def face_split(data_dir, split: str, convert: bool = True) -> list[FaceRecord]:
     """The face crops of one split: "train" (cuhk80/train.txt, 9,000 faces) or "val"
     (cuhk80/val.txt, 1,000 faces). data_dir: the data kit folder; convert: as in
-    `read_landmark_list` (True: MTCNN-convention boxes). Returns a list of FaceRecord."""
+    `read_landmark_list` (True: MTCNN-convention boxes). Every line is checked against its
+    image (`read_landmark_list`'s check_images). Returns a list of FaceRecord."""
     if split not in FACE_SPLITS:
         raise ValueError(f"split must be one of {tuple(FACE_SPLITS)}; got {split!r}")
-    return read_landmark_list(Path(data_dir) / "cuhk80" / FACE_SPLITS[split], convert=convert)
+    return read_landmark_list(Path(data_dir) / "cuhk80" / FACE_SPLITS[split], convert=convert, check_images=True)
 
 
 def negative_split(data_dir, split: str) -> list[NegativeImage]:

@@ -160,7 +160,8 @@ def wild_landmark_split(data_dir, split: str) -> list[FaceRecord]:
     boxes moved to the detectors' convention by `WILD_TO_DETECTOR`, points as written."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
-    records = read_landmark_list(Path(data_dir) / "wild_landmarks" / "landmarks.txt", convert=False)
+    records = read_landmark_list(Path(data_dir) / "wild_landmarks" / "landmarks.txt", convert=False,
+                                 check_images=True)
     records = [r for k, r in enumerate(records) if is_validation(k) == (split == "val")]
     for record in records:
         x1, y1, x2, y2 = record.box

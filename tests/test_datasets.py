@@ -255,3 +255,25 @@ def test_labelled_photos_of_the_kit():
     path, boxes = photos[0]
     assert path == (data / "photos" / "2007_007763.jpg").absolute() and path.is_file()
     np.testing.assert_array_equal(boxes[0], [194, 90, 231, 127])  # 194 90 37 37 as x1 y1 x2 y2
+
+
+@pytest.mark.parametrize("line, message", [
+    ("missing.jpg 26.88 51.52 29.44 54.08 34 34 46 35 40 45 33 50 44 51", "line 2: image {root}/missing.jpg not found"),
+    ("face.jpg -20 10 29.44 54.08 34 34 46 35 40 45 33 50 44 51",
+     "line 2: the box (left -20, right 10, top 29.44, bottom 54.08) lies outside the 80 x 80 image face.jpg"),
+    ("face.jpg 60 120 29.44 54.08 34 34 46 35 40 45 33 50 44 51", "line 2: the box (left 60, right 120"),
+    ("face.jpg 26.88 51.52 29.44 54.08 34 34 46 35 40 45 33 50 44 91", "line 2: a landmark lies outside the 80 x 80"),
+])
+def test_checked_lists_refuse_impossible_boxes_naming_the_list_and_line(tmp_path, line, message):
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(tmp_path / "face.jpg")
+    path = write(tmp_path, "list.txt", CUHK_LINE.replace("lfw_5590/Aaron_Eckhart_0001.jpg", "face.jpg") + "\n" + line + "\n")
+    assert len(read_landmark_list(path, check_images=False)) == 2  # unchecked: as written
+    with pytest.raises(DataError, match=re.escape(f"{path}, " + message.format(root=tmp_path.absolute()))):
+        read_landmark_list(path, check_images=True)
+
+
+def test_a_box_a_little_over_the_edge_is_kept(tmp_path):
+    # the kit has one box 3 px (6% of its side) below its 80 x 80 crop, left as it was drawn
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(tmp_path / "face.jpg")
+    line = "face.jpg 30 80 33 83 40 45 60 45 50 55 42 65 58 65"
+    assert len(read_landmark_list(write(tmp_path, "list.txt", line + "\n"), check_images=True)) == 1

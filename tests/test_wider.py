@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from paths import require_data
+from PIL import Image
 
 from pipeline.data_location import MissingDataError, data_dir, data_location
 from pipeline.datasets import DataError
@@ -89,7 +90,8 @@ def test_wider_split_rule(tmp_path):
 
 def test_wild_landmarks_split_and_box_convention(tmp_path):
     folder = tmp_path / "wild_landmarks"
-    folder.mkdir()
+    (folder / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(folder / "images" / "x.jpg")
     line = "images/x.jpg 20 60 30 80 30 45 50 45 40 55 32 65 48 65\n"
     (folder / "landmarks.txt").write_text(line * 6)
     val, train = wild_landmark_split(tmp_path, "val"), wild_landmark_split(tmp_path, "train")
