@@ -11,8 +11,34 @@ script that trains or detects at its top level without an ``if __name__ == "__ma
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import warnings
+import weakref
+
+# This process's ends of every worker's pipe (the detector's helpers', training's replicas'). A
+# fork copies them all, and a worker sees the end of its pipe (EOF: its parent has gone, however
+# it went, kill -9 included) only when every copy of the other end is closed: so every process
+# forked from this one closes its copies at once (a new worker, or any other fork), or a worker
+# would wait for that fork to end before it does.
+_PARENT_ENDS = weakref.WeakSet()
+
+
+def parent_end(connection):
+    """Register this process's end of a pipe to a worker, so that forks close their copies of
+    it (see above). Returns the connection."""
+    _PARENT_ENDS.add(connection)
+    return connection
+
+
+def _close_parent_ends() -> None:
+    for connection in list(_PARENT_ENDS):
+        connection.close()
+    _PARENT_ENDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_parent_ends)
 
 
 def fork_context():

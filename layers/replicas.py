@@ -44,7 +44,7 @@ from contextlib import suppress
 import numpy as np
 
 from . import batch_chunks
-from .forks import fork_context, start_forked
+from .forks import fork_context, parent_end, start_forked
 from .modules import _NO_FORWARD_YET, Module, Parameter, dropout_layers
 
 PARTS = 2  # replicas per step, on any machine, so that a run's numbers do not depend on the cores
@@ -215,6 +215,7 @@ class Replicas:
         first = len(self._local)
         for i, replica_net in enumerate(self._unstarted, start=first):
             mine, theirs = self._context.Pipe()
+            parent_end(mine)  # closed in every fork: the worker sees EOF when the trainer ends, however
             process = self._context.Process(
                 target=_worker, daemon=True, name=f"replica-{i}",
                 args=(theirs, replica_net, self._summed, self._values_raw, self._grads_raw[i], self._batch_raw,

@@ -232,11 +232,13 @@ class CascadeDetector:
         they share with this process. They have the nets as they were when the session began
         (a change to the weights starts new ones). The nets run in inference mode inside.
         """
-        present = self._present()
-        # new helper processes when the nets or any of their weights changed since they forked
-        key = (self.nets, *(self._versions(net) for net in present)) if self.parallel.workers > 1 else ()
-        with inference_mode(*present), self.parallel.session(self, key=key, shared_bytes=4 * np.asarray(rgb).size):
-            yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+        with self.parallel.exclusive():  # one detection at a time, whatever the threads
+            present = self._present()
+            # new helper processes when the nets or any of their weights changed since they forked
+            key = (self.nets, *(self._versions(net) for net in present)) if self.parallel.workers > 1 else ()
+            with inference_mode(*present), self.parallel.session(self, key=key,
+                                                                 shared_bytes=4 * np.asarray(rgb).size):
+                yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
 
     def detect(self, image, trace: bool = False):
         """Find faces.

@@ -43,26 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from layers.forks import fork_context, start_forked
+from layers.forks import fork_context, parent_end, start_forked
 
 MIN_SHARED_BYTES = 16 << 20  # the shared memory's smallest size; it grows by re-starting the helpers
-
-# This process's ends of every helper's pipe. A fork copies them all, and a helper sees the end
-# of its pipe only when every copy of the other end is closed: so every process forked from this
-# one closes its copies at once (a new helper, or any other fork), or the helpers would wait for
-# it to end before they do.
-_PARENT_ENDS = weakref.WeakSet()
-
-
-def _close_parent_ends() -> None:
-    for connection in list(_PARENT_ENDS):
-        connection.close()
-    _PARENT_ENDS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_parent_ends)
-
 
 def can_fork() -> bool:
     """Whether this process may start helpers (`layers.forks.fork_context`: on Linux, outside a
@@ -164,7 +147,7 @@ class Helpers:
         self._parent_pid = os.getpid()
         for number in range(1, self.count + 1):
             mine, theirs = context.Pipe()
-            _PARENT_ENDS.add(mine)
+            parent_end(mine)  # closed in every fork, so the helper sees its parent end
             process = context.Process(target=_serve, args=(theirs, owner, self._memory),
                                       name=f"facecascade-helper-{number}", daemon=True)
             start_forked(process)

@@ -225,12 +225,15 @@ class MTCNNDetector:
         # BatchLast: the same nets, run in a memory layout that is faster for inference. Made
         # (or checked against the weights) once per session; the helper processes, forked
         # again when these change, keep the ones of their fork.
-        self._session_nets = {name: self._batch_last(getattr(self, name)) for name in ("pnet", "rnet", "onet")}
-        try:
-            with self.parallel.session(self, key=self._session_nets.values(), shared_bytes=4 * np.asarray(rgb).size):
-                yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
-        finally:
-            self._session_nets = None
+        with self.parallel.exclusive():  # one detection at a time, whatever the threads
+            outer = self._session_nets  # a session inside another (same thread) gives it back
+            self._session_nets = {name: self._batch_last(getattr(self, name)) for name in ("pnet", "rnet", "onet")}
+            try:
+                with self.parallel.session(self, key=self._session_nets.values(),
+                                           shared_bytes=4 * np.asarray(rgb).size):
+                    yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
+            finally:
+                self._session_nets = outer
 
     def _fast(self, name: str):
         """The BatchLast of net ``name`` ("pnet", "rnet", "onet"): the session's, else checked now."""

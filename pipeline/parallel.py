@@ -18,6 +18,7 @@ work is cut into independent pieces instead, in one of two ways:
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +50,9 @@ class Parallel:
     """``workers`` threads for ``map`` or processes for ``run`` inside a ``session()``; serial
     outside one.
 
-    One session at a time: a detector that uses it is not meant to be shared between threads
-    that detect at the same moment (give each thread its own detector). Threads and helper
+    One session at a time: a detector used from several threads at once has their detections
+    run one after the other (`exclusive`; each thread's own detector runs them side by side).
+    Threads and helper
     processes are made at the first session that needs them and kept for the next ones
     (starting and joining two threads for every photo cost 3-6 ms of a 50 ms detection); they
     wait, using no CPU, between sessions, and end with the Parallel. A process forked after a
@@ -67,11 +69,24 @@ class Parallel:
         self._threads = None  # (ThreadPoolExecutor, pid of the process that made it)
         self._helpers = None  # pipeline.helpers.Helpers, once a session asked for them
         self._owner = None  # the object the helpers are forks of, during a session that has them
+        self._exclusive = threading.RLock()
 
     def __getstate__(self):
-        """Pickled (e.g. with a detector sent to another process) without its threads and
+        """Pickled (e.g. with a detector sent to another process) without its threads, lock and
         BLAS handle; the copy makes its own at its first session."""
-        return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None, "_owner": None}
+        return {**self.__dict__, "_pool": None, "_controller": None, "_threads": None, "_owner": None,
+                "_exclusive": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._exclusive = threading.RLock()
+
+    def exclusive(self):
+        """A lock for the owner's whole session (a re-entrant one: the same thread may nest
+        sessions). The detectors hold it from the first stage to the last: the helpers, the
+        shared image and the session's nets belong to one detection at a time, so a second
+        thread's detection waits for the first's instead of mixing with it."""
+        return self._exclusive
 
     def close(self) -> None:
         """End the helper processes now (the next session that needs them starts new ones)."""

@@ -68,3 +68,32 @@ def test_a_process_forked_after_a_session_makes_its_own_threads():
             assert parallel.map(lambda i: i + 1, range(6)) == [1, 2, 3, 4, 5, 6]
 
     assert run_forked(child, "the forked child, waiting for its parent's threads,") == 0
+
+
+def test_one_detector_used_from_two_threads_at_once_gives_each_its_own_faces():
+    """Two threads share one detector (default workers): their detections run one after the
+    other (`Parallel.exclusive`), each finding what it finds alone (they once mixed: 7 faces
+    came back as 5, 2 as 4, with errors inside the helpers)."""
+    import threading
+
+    skimage = pytest.importorskip("skimage.data")
+    images = [skimage.astronaut(), np.ascontiguousarray(skimage.astronaut()[::-1, ::-1])]
+    detector = MTCNNDetector()
+    alone = [[(f.box.tolist(), f.score) for f in detector.detect(image)] for image in images]
+    results, errors = {0: [], 1: []}, []
+
+    def work(k):
+        try:
+            for _ in range(4):
+                results[k].append([(f.box.tolist(), f.score) for f in detector.detect(images[k])])
+        except Exception as error:  # raised in the test below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    for k in (0, 1):
+        assert results[k] == [alone[k]] * 4

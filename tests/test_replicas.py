@@ -3,6 +3,9 @@ net's own outputs and, summed, its own parameter gradients."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -143,3 +146,43 @@ def test_a_batch_larger_than_the_first_still_runs():
         for n in (2, 6, 3):
             x = rng.standard_normal((n, 3, 24, 24))
             _same_outputs(replicas.forward(x), net.forward(x), FAST_VS_NAIVE_F64, f"batch of {n}")
+
+
+def _ended(pid: int) -> bool:
+    """Whether process pid has ended (gone, or a zombie waiting for its new parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers are forks on Linux only")
+def test_replica_workers_end_when_the_trainer_is_killed():
+    """kill -9 of the training process: its replica workers see their pipe close and end (they
+    once kept a copy of the trainer's end of it, and lived on, 230-290 MB each)."""
+    import subprocess
+    import time
+
+    script = (
+        "import sys, time, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from layers import batch_chunks\n"
+        "from layers.replicas import Replicas\n"
+        "from nets import PNet\n"
+        "batch_chunks.set_threads(2)\n"
+        "model = Replicas(PNet(rng=np.random.default_rng(0)))\n"
+        "model.forward(np.zeros((8, 3, 12, 12), np.float32))\n"
+        "print(' '.join(str(p.pid) for p, _ in model._workers), flush=True)\n"
+        "time.sleep(120)\n")
+    trainer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in trainer.stdout.readline().split()]
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert pids, "the replicas started no worker process"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_ended(pid) for pid in pids):
+        time.sleep(0.1)
+    assert all(_ended(pid) for pid in pids), f"replica workers {pids} outlived their trainer"
