@@ -102,7 +102,7 @@ DETECTORS = ("mtcnn", "cascade")  # what `facecascade evaluate --detector` can m
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facecascade",
-        description="Face detection with convolutional cascades (MTCNN), written in NumPy.")
+        description="Face detection with convolutional cascades (MTCNN and Cascade-CNN), written in NumPy.")
     parser.add_argument("--version", action="version", version=f"facecascade {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -161,14 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     _max_pixels_argument(evaluate)
 
     train = commands.add_parser("train", help="train a cascade on the face data kit")
-    which = train.add_subparsers(dest="cascade", metavar="CASCADE", required=True)
+    which = train.add_subparsers(dest="cascade", required=True)
     cascade = which.add_parser("cascade", help="Cascade-CNN: 12-net, 12-cal, 24-net, 24-cal, 48-net, 48-cal")
     _training_arguments(cascade, "weights/cascade_*.npz",
                         "net12 cal12 net24 cal24 net48 cal48; default all, in order",
-                        "a tiny run (300 faces, 40 photos, 2 epochs) to try the procedure")
+                        "a smoke test of the procedure (40 WIDER photos, 40 face-free photos, 300 faces, 2 epochs "
+                        "per net; a few minutes): its weights are not meant to find faces")
     mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: P-Net, R-Net, O-Net")
     _training_arguments(mtcnn, "weights/mtcnn_*.npz", "pnet rnet onet; default all, in order",
-                        "a tiny run to try the procedure (200 faces, 20 photos, 6 epochs at batch 64; about 3 minutes)")
+                        "a smoke test of the procedure (40 WIDER photos, 40 face-free photos, 300 landmark faces, "
+                        "6 epochs per net at batch 64; a few minutes): its weights are not meant to find faces")
     return parser
 
 
@@ -504,4 +506,7 @@ def run_train(args) -> int:
         return 1
     print(f"trained {len(paths)} net(s) in {(time.perf_counter() - start) / 60:.1f} min: "
           + ", ".join(str(p) for p in paths))
+    if args.quick:
+        print("note: --quick is a smoke test of the training procedure; its weights are not meant to find faces "
+              "(the full run trains on every training photo)")
     return 0

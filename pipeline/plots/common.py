@@ -17,7 +17,7 @@ HEATMAP_CMAP = "viridis"   # face probability 0..1
 DPI = 100                  # pixels per inch when saving
 PANEL_INCHES = 3.2         # size of one panel in the multi-panel figures
 MAX_COLUMNS = 5            # panels per row before a grid wraps
-METRIC_WORDS = ("acc", "recall", "precision")  # history series drawn on the 0..1 axes
+METRIC_WORDS = ("acc", "recall", "precision", "passed")  # history series drawn on the 0..1 axes
 STAGES = {"rnet": ("R-Net", RNET_SIZE), "onet": ("O-Net", ONET_SIZE)}  # name, crop size
 
 

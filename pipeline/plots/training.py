@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -14,33 +15,47 @@ def _is_metric(name: str) -> bool:
     return any(word in name.lower() for word in METRIC_WORDS)
 
 
+def _quantity(name: str) -> tuple[str, str]:
+    """("val", "face loss") from "val face loss": the split ("train", "val" or "") and what."""
+    for split in ("train ", "val "):
+        if name.startswith(split):
+            return split.strip(), name[len(split):]
+    return "", name
+
+
 def plot_training_curves(history, save=None, title=None):
-    """Training curves: losses on the left axes, accuracy-like metrics on the right.
+    """Training curves: losses on the left axes, fractions (accuracy, recall, share of
+    negatives passing) on the right.
 
     history: dict name -> sequence of floats, one per epoch (or iteration), e.g.
     {"train loss": [...], "val loss": [...], "val accuracy": [...]}. Series whose name
-    contains "acc", "recall" or "precision" go on a second axes with y in 0..1, the rest
-    (losses) on the first; the second axes exists only if there is such a series. One line
-    per series, x = 1, 2, ..., legends on both. Returns the Figure.
+    contains "acc", "recall", "precision" or "passed" go on the second axes with y in 0..1,
+    the rest (losses, errors) on the first; the second axes exists only if there is such a
+    series. Each quantity has its own colour, train solid and val dashed, x = 1, 2, ...;
+    each legend sits to the right of its axes, off the lines. Returns the Figure.
     """
     if not history:
         raise ValueError("history is empty: give at least one series name -> values")
     metrics = {k: v for k, v in history.items() if _is_metric(k)}
     losses = {k: v for k, v in history.items() if not _is_metric(k)}
     groups = [(g, label) for g, label in ((losses, "loss"), (metrics, "fraction")) if g]
-    fig = Figure(figsize=(5.0 * len(groups), 3.8), layout="constrained")
+    quantities = list(dict.fromkeys(_quantity(name)[1] for name in history))
+    palette = matplotlib.colormaps["tab10" if len(quantities) <= 10 else "tab20"]
+    colour = {q: palette(i % palette.N) for i, q in enumerate(quantities)}
+    fig = Figure(figsize=(6.6 * len(groups), 3.8), layout="constrained")
     for ax, (series, label) in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups):
         for name, values in series.items():
             values = np.asarray(values, dtype=np.float64).reshape(-1)
+            split, quantity = _quantity(name)
             ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 30 else None,
-                    label=name)
+                    color=colour[quantity], linestyle="--" if split == "val" else "-", label=name)
         if label == "fraction":
             ax.set_ylim(0, 1.02)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.suptitle(title if title is not None else "training curves")
     return finish(fig, save)
 
