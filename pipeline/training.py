@@ -233,11 +233,16 @@ def budget_threshold(non_face_scores: np.ndarray, share: float) -> float:
     0.0 when there are none or the budget holds at 0."""
     if len(non_face_scores) == 0:
         return 0.0
-    ranked = np.sort(np.asarray(non_face_scores, dtype=np.float64))[::-1]
+    scores = np.asarray(non_face_scores)
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.float64)
+    ranked = np.sort(scores)[::-1]
     allowed = int(np.floor(share * len(ranked) + 1e-9))
     if allowed >= len(ranked):
         return 0.0
-    return float(np.nextafter(ranked[allowed], np.inf))  # just above the first score over budget
+    # the next number above the first score over budget, in the scores' own precision (a
+    # float64 step above a float32 score would round back to it, and let its ties through)
+    return float(np.nextafter(ranked[allowed], np.asarray(np.inf, ranked.dtype)))
 
 
 def stage_threshold(face_scores, non_face_scores, target_recall: float, max_negatives_passed=None) -> float:

@@ -195,3 +195,18 @@ def test_training_steps_are_identical_with_blas_on_one_thread():
             held = two_steps()
     for name in plain:
         np.testing.assert_array_equal(held[name], plain[name], err_msg=name)
+
+
+def test_budget_threshold_lets_at_most_the_share_through_even_with_ties():
+    from pipeline.training import budget_threshold, stage_threshold
+
+    scores = np.array([0.9, 0.8, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05], np.float32)
+    for share in (0.0, 0.1, 0.2, 0.35, 0.5, 1.0):
+        t = budget_threshold(scores, share)
+        assert np.mean(scores >= t) <= share + 1e-12
+    assert budget_threshold(scores, 0.1) > 0.8 and np.sum(scores >= budget_threshold(scores, 0.1)) == 1
+    assert budget_threshold(scores, 0.5) == pytest.approx(0.4, abs=1e-6)  # just above 0.4: five pass
+    assert budget_threshold(np.zeros(0), 0.1) == 0.0 and budget_threshold(scores, 1.0) == 0.0
+    faces = np.array([0.95, 0.6, 0.3], np.float32)
+    assert stage_threshold(faces, scores, 0.99) == pytest.approx(0.3)  # no budget: keep 99% of the faces
+    assert stage_threshold(faces, scores, 0.99, max_negatives_passed=0.1) == budget_threshold(scores, 0.1)
