@@ -88,12 +88,13 @@ windows = snap_to_pixels(windows_around(rng, face.box, 60, min_scale=0.6, max_sc
 windows = windows[inside(windows, photo.shape[1], photo.shape[0])]  # a crop must be its window exactly
 kinds, ious = label_windows(windows, face.box)
 shown = [int(np.flatnonzero(kinds == k)[0]) for k in (POSITIVE, PART, NEGATIVE) if np.any(kinds == k)]
-targets = regression_targets(windows[shown], face.box)
-for i, t in zip(shown, targets):
-    print(f"{KIND_NAMES[kinds[i]]:>8}: window {windows[i].astype(int)}, IoU {ious[i]:.2f}, "
-          f"box target {np.round(t, 3)}")
-# the targets bring every window back onto the face box
-assert np.allclose(apply_regression(windows[shown], targets), face.box)
+boxed = [i for i in shown if kinds[i] != NEGATIVE]  # a negative has no box target: no face to point at
+targets = regression_targets(windows[boxed], face.box)
+for i in shown:
+    target = f"box target {np.round(targets[boxed.index(i)], 3)}" if i in boxed else "no box target"
+    print(f"{KIND_NAMES[kinds[i]]:>8}: window {windows[i].astype(int)}, IoU {ious[i]:.2f}, {target}")
+# the targets bring every positive and part window back onto the face box
+assert np.allclose(apply_regression(windows[boxed], targets), face.box)
 
 colors = {POSITIVE: "tab:green", PART: "tab:orange", NEGATIVE: "tab:red"}
 fig = Figure(figsize=(11, 4.2))
@@ -104,10 +105,12 @@ ax.plot(*face.landmarks.T, "o", color="cyan", ms=4)
 for i in shown:
     x1, y1, x2, y2 = windows[i]
     ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colors[kinds[i]], lw=2))
+    if i not in boxed:
+        continue
     # the box target drawn as arrows from the window's corners to the face's corners
     for (wx, wy), (fx, fy) in (((x1, y1), face.box[:2]), ((x2, y2), face.box[2:])):
         ax.annotate("", (fx, fy), (wx, wy), arrowprops={"arrowstyle": "->", "color": colors[kinds[i]]})
-ax.set_title("face box (dashed), windows and their box targets", fontsize=9)
+ax.set_title("face box (dashed), windows, box targets of the positive and part", fontsize=9)
 ax.axis("off")
 crops = cut(photo, windows[shown], PNET_SIZE)[0]  # what P-Net sees: 12 x 12 pixels
 for k, (i, crop) in enumerate(zip(shown, crops), start=2):

@@ -58,7 +58,8 @@ turned = np.asarray(Image.fromarray(astronaut).rotate(20, resample=Image.BILINEA
 face = det.detect(turned)[0]
 left_eye, right_eye = face.landmarks[0], face.landmarks[1]
 dx, dy = right_eye - left_eye
-print(f"box {np.round(face.box, 1)}; eye line at {np.degrees(np.arctan2(dy, dx)):.1f} degrees "
+eye_line = np.degrees(np.arctan2(dy, dx))
+print(f"box {np.round(face.box, 1)}; eye line at {eye_line:.1f} degrees "
       "(y points down, so negative = tilted up to the right)")
 box_crop = extract_faces(turned, [face], align=False)[0]           # (112, 112, 3) uint8
 
@@ -146,10 +147,13 @@ print(f"rotation {np.degrees(np.arctan2(R[1, 0], R[0, 0])):+.1f} degrees, scale 
 assert np.allclose(ours, alignment_matrix(face.landmarks), rtol=0, atol=1e-9)
 residual = np.linalg.norm(apply_transform(ours, p) - q, axis=1)
 print("where the landmarks land, pixels from their template point:", np.round(residual, 2))
+rotation = np.degrees(np.arctan2(R[1, 0], R[0, 0]))
+print(f"the eye line of 8.1 was at {eye_line:.1f} degrees; the fit turns by {rotation:+.1f}: the 20 we turned "
+      f"the photo by, less the head's own tilt of {20 - abs(rotation):.1f}")
 
 # %% [markdown]
-# The rotation undoes the tilt of the eye line we measured in 8.1: about 17 degrees, the 20 we
-# turned the photo by less the astronaut's own head tilt of about 3. The residuals are not zero:
+# The rotation undoes the tilt of the eye line we measured in 8.1 (both printed above): the 20
+# degrees we turned the photo by, less the astronaut's own head tilt. The residuals are not zero:
 # five points have ten numbers, a similarity only four, and no real face has exactly the
 # template's proportions.
 #
@@ -245,6 +249,7 @@ _tutorial.save(fig, OUT / "crops.png")
 
 # %%
 print(f"{'photo':18s} {'eye line':>9s}   distance of each landmark from the template (px)")
+distances = []
 fig = Figure(layout="constrained", figsize=(9, 3.4))
 for ax, (title, best) in zip(fig.subplots(1, len(best_faces)), best_faces.items()):
     crop = extract_faces(photos[title], [best])[0]
@@ -253,6 +258,7 @@ for ax, (title, best) in zip(fig.subplots(1, len(best_faces)), best_faces.items(
     again = det.detect(canvas)[0].landmarks - 72
     dx, dy = again[1] - again[0]
     distance = np.linalg.norm(again - face_template(), axis=1)
+    distances.append(distance)
     print(f"{title:18s} {np.degrees(np.arctan2(dy, dx)):+6.1f} deg   {np.round(distance, 1)}")
     assert abs(np.degrees(np.arctan2(dy, dx))) < 5 and distance.max() < 9
     ax.imshow(crop, extent=(0, 112, 112, 0))
@@ -262,12 +268,18 @@ for ax, (title, best) in zip(fig.subplots(1, len(best_faces)), best_faces.items(
     ax.axis("off")
 fig.axes[0].legend(loc="lower left", fontsize=7)
 _tutorial.save(fig, OUT / "redetect.png")
+POINT_NAMES = ("left eye", "right eye", "nose", "left mouth corner", "right mouth corner")
+mean_distance = np.mean(distances, axis=0)
+print("mean distance from the template over the photos:",
+      ", ".join(f"{name} {d:.1f} px" for name, d in zip(POINT_NAMES, mean_distance)))
+print(f"farthest on average: the {POINT_NAMES[int(np.argmax(mean_distance))]}")
 print("figures written to", OUT)
 
 # %% [markdown]
-# The eyes come back level and every landmark within a few pixels of its template point. The
-# mouth corners are the farthest: a smile is wider than the template's mouth, and a similarity
-# transform cannot stretch one part of a face without the rest.
+# The eyes come back level and every landmark within a few pixels of its template point. Which
+# point stays farthest (printed above) depends on the face: a similarity transform has four
+# numbers for ten coordinates, so it cannot stretch one part of a face (a wide smile, eyes set
+# apart) without the rest, and it spreads what is left over all five points.
 #
 # ## Exercises
 #
