@@ -240,6 +240,15 @@ class CascadeDetector:
                                                                  shared_bytes=4 * np.asarray(rgb).size):
                 yield to_chw_float(rgb, out=self.parallel.shared_array((3, *np.shape(rgb)[:2]), np.float32))
 
+    def detect_many(self, images, progress: bool = False) -> list:
+        """Faces in many images: paths, (H, W, 3) uint8 arrays or PIL images, of any sizes.
+        Returns one `pipeline.batch.ImageResult` per image, in order (``.faces``, or ``.error``
+        for an image that could not be read: the rest go on); progress: a progress bar on
+        stderr (on a terminal). The workers stay up for the whole batch."""
+        from .batch import detect_many
+
+        return detect_many(self, images, progress=progress)
+
     def detect(self, image, trace: bool = False):
         """Find faces.
 

@@ -270,6 +270,7 @@ def _output_stem(path: Path, used: set[str]) -> str:
 def run_detect(args) -> int:
     from tqdm import tqdm
 
+    from .batch import iter_detect
     from .images import list_images, subfolders
 
     paths = list_images(args.paths, recursive=args.recursive)
@@ -292,60 +293,55 @@ def run_detect(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     used: set[str] = set()
-    n_faces, errors, written, start = 0, 0, 0, time.perf_counter()
-    done, interrupted = 0, False
+    n_faces, errors, written, done, interrupted = 0, 0, 0, 0, False
+    start = time.perf_counter()
     try:
-        for path in tqdm(paths, desc="detect", unit="image", disable=None, file=sys.stderr):
-            found, failed = _detect_one(path, detector, args, used)
+        for result in iter_detect(detector, paths, progress=True, with_images=True):
             done += 1
-            n_faces += found
-            errors += failed
-            written += not failed
+            if result.ok and _write_result(result, args, used):
+                n_faces += len(result.faces)
+                written += 1
+            else:
+                errors += 1
+                if not result.ok:
+                    tqdm.write(f"error: {result.error}", file=sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C: what was done is kept; say so instead of a traceback
         interrupted = True
     seconds = time.perf_counter() - start
     where = f"results in {args.out}/" if written else "nothing written"
     stopped = f"interrupted after {done} of {_count(len(paths), 'image')}; " if interrupted else ""
-    print(f"{stopped}{done - errors} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
+    print(f"{stopped}{written} of {_count(len(paths), 'image')} processed, {_count(n_faces, 'face')}, "
           f"{_count(errors, 'error')}, {seconds:.1f} s; {where}")
     if interrupted:
         return 130
     return 1 if errors else 0
 
 
-def _detect_one(path, detector, args, used) -> tuple[int, int]:
-    """Detect faces in one image of `facecascade detect` and write its results: (faces found,
-    1 if it failed to load or to be written else 0); a failure is reported on stderr."""
+def _write_result(result, args, used) -> bool:
+    """Write one image's results of `facecascade detect` (annotated PNG, and JSON and crops when
+    asked) and print its line. Returns False, after saying why on stderr, if they could not be
+    written."""
     from tqdm import tqdm
 
     from .annotate import annotate
-    from .images import ImageError, load_image
 
-    try:
-        image = load_image(path)
-    except ImageError as exc:
-        tqdm.write(f"error: {exc}", file=sys.stderr)
-        return 0, 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the notes are printed below, once per image
-        faces, trace = detector.detect(image, trace=True)
-    stem = _output_stem(path, used)
+    stem = _output_stem(Path(result.source), used)
     try:
         args.out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
-        annotate(image, faces).save(args.out / f"{stem}.png")
+        annotate(result.image, result.faces).save(args.out / f"{stem}.png")
         if args.json:
-            (args.out / f"{stem}.json").write_text(faces_json(faces))
+            (args.out / f"{stem}.json").write_text(faces_json(result.faces))
         if args.crops:
             from .align import save_crops
 
-            save_crops(image, faces, args.out / "crops", stem)
+            save_crops(result.image, result.faces, args.out / "crops", stem)
     except OSError as exc:  # e.g. a read-only file of the same name: report it, go on
-        tqdm.write(f"error: {path}: cannot write its results in {args.out} ({exc})", file=sys.stderr)
-        return len(faces), 1
-    tqdm.write(f"{path}: {_count(len(faces), 'face')}", file=sys.stdout)
-    for note in trace.notes:
+        tqdm.write(f"error: {result.source}: cannot write its results in {args.out} ({exc})", file=sys.stderr)
+        return False
+    tqdm.write(f"{result.source}: {_count(len(result.faces), 'face')}", file=sys.stdout)
+    for note in result.notes:
         tqdm.write(f"  note: {note}", file=sys.stdout)
-    return len(faces), 0
+    return True
 
 
 def run_demo(args) -> int:

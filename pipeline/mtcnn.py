@@ -241,6 +241,15 @@ class MTCNNDetector:
             return self._session_nets[name]
         return self._batch_last(getattr(self, name))
 
+    def detect_many(self, images, progress: bool = False) -> list:
+        """Faces in many images: paths, (H, W, 3) uint8 arrays or PIL images, of any sizes.
+        Returns one `pipeline.batch.ImageResult` per image, in order (``.faces``, or ``.error``
+        for an image that could not be read: the rest go on); progress: a progress bar on
+        stderr (on a terminal). The workers stay up for the whole batch."""
+        from .batch import detect_many
+
+        return detect_many(self, images, progress=progress)
+
     def detect(self, image, trace: bool = False):
         """Find faces.
 

@@ -316,16 +316,16 @@ def test_ctrl_c_in_detect_keeps_what_was_done_and_prints_the_summary(tmp_path, m
     folder.mkdir()
     for name in ("a", "b", "c"):
         Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / f"{name}.png")
-    real, calls = cli._detect_one, []
+    real, calls = cli._write_result, []
 
-    def one_then_interrupt(path, *rest):
-        calls.append(path)
+    def one_then_interrupt(result, *rest):
+        calls.append(result)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(path, *rest)
+        return real(result, *rest)
 
-    monkeypatch.setattr(cli, "_detect_one", one_then_interrupt)
+    monkeypatch.setattr(cli, "_write_result", one_then_interrupt)
     assert main(["detect", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 130
     captured = capsys.readouterr()
-    assert "interrupted after 1 of 3 images; 1 of 3 images processed" in captured.out
+    assert "interrupted after 2 of 3 images; 1 of 3 images processed" in captured.out
     assert "Traceback" not in captured.err and (tmp_path / "out" / "a.png").is_file()

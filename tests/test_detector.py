@@ -389,3 +389,25 @@ def test_crop_and_score_in_chunks_equals_one_batch():
         assert_close(out[name], expected[name], FLOAT32_FORWARD, what=name)
     kept, out = crop_and_score(rnet, image, boxes[[1, 2]], 24)  # no box inside: nothing to run
     assert kept.size == 0 and out == {}
+
+
+def test_detect_many_gives_one_result_per_image_in_order_and_goes_on_after_a_bad_one(tmp_path):
+    from PIL import Image
+
+    from pipeline import MTCNNDetector
+
+    astronaut = pytest.importorskip("skimage.data").astronaut()
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    detector = MTCNNDetector(workers=1)
+    alone = detector.detect(astronaut)
+    images = [tmp_path / "astronaut.png", tmp_path / "broken.jpg", astronaut[:200, :300].copy(),
+              Image.fromarray(astronaut), np.zeros((8, 8, 3), np.uint8)]
+    results = detector.detect_many(images)
+    assert [r.source for r in results] == [str(tmp_path / "astronaut.png"), str(tmp_path / "broken.jpg"),
+                                           "image 2", "image 3", "image 4"]
+    assert [r.ok for r in results] == [True, False, True, True, True]
+    assert "broken.jpg" in results[1].error and results[1].faces is None
+    for k in (0, 3):
+        assert [f.box.tolist() for f in results[k].faces] == [f.box.tolist() for f in alone]
+    assert results[4].faces == [] and results[4].notes  # smaller than the smallest face: said so
