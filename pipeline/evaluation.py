@@ -223,15 +223,22 @@ def validation_operating_point(detector, data_dir, quick: bool = False) -> dict:
     from .cascade_samples import negative_photos
     from .images import load_image
 
+    from tqdm import tqdm
+
     faces = face_split(data_dir, "val")[: 200 if quick else None]
     photos = negative_photos(data_dir, "val")[: 20 if quick else None]
+    print(f"operating point: the detector over {len(faces):,} validation faces and {len(photos):,} validation "
+          "face-free photos", file=sys.stderr, flush=True)
+    bar = tqdm(total=len(faces) + len(photos), desc="operating point", unit="image", disable=None, file=sys.stderr)
 
     def run(path):
         boxes, scores, _ = _detections(detector, load_image(path))
+        bar.update(1)
         return boxes, scores
 
     pooled = pool((face.box[None], *run(face.path)) for face in faces)
     negative_scores = np.concatenate([run(photo.path)[1] for photo in photos] or [np.zeros(0)])
+    bar.close()
     point = operating_point(negative_scores, len(photos))
     return {"score_above": point["score_above"], "val_recall": recall_above(pooled, point["score_above"]),
             "false_positives": point["false_positives"], "photos": len(photos), "pooled": pooled,
@@ -386,6 +393,10 @@ def evaluate(detector, data_dir, out_dir, name: str = "detector", progress: bool
 
     start = time.perf_counter()
     total = sum(map(len, sets.values())) + len(negatives) + len(wider_photos) + len(wild_faces)
+    if progress:
+        print(f"evaluate {name}: {len(sets['val']):,} val faces, {len(sets['photos'])} photos, {len(negatives)} "
+              f"face-free photos, {len(wider_photos)} WIDER photos, {len(wild_faces)} wild faces", file=sys.stderr,
+              flush=True)
     bar = tqdm(total=total, desc=f"evaluate {name}", unit="image", disable=None if progress else True,
                file=sys.stderr)
 
