@@ -105,13 +105,13 @@ def test_tutorial_notebook_shows_every_figure_it_saves(stem, tmp_path, kernel_na
 
 def test_a_bare_figure_ending_a_cell_is_drawn(tmp_path, kernel_name, monkeypatch):
     """A student's own Figure, left as the last expression of a cell (an exercise), shows as an
-    image once `_tutorial` is imported, although no tutorial uses pyplot."""
+    image once `pipeline.tutorial_support` is imported, although no tutorial uses pyplot."""
     import nbformat
     from nbclient import NotebookClient
 
     monkeypatch.setenv("FACECASCADE_TUTORIAL_OUT", str(tmp_path / "figures"))
     notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import _tutorial\nfrom matplotlib.figure import Figure\n"
+        nbformat.v4.new_code_cell("from pipeline import tutorial_support as _tutorial\nfrom matplotlib.figure import Figure\n"
                                   "fig = Figure(figsize=(2, 2))\nfig.subplots().plot([0, 1], [1, 0])\nfig"),
         nbformat.v4.new_code_cell("_tutorial.save(fig, _tutorial.output_dir('x') / 'mine.png')"),
     ])

@@ -123,11 +123,20 @@ def test_tutorial_2_exercise_2_works_as_written():
         assert results[0].passed == should_pass
 
 
+def test_an_exercise_copied_out_of_tutorials_finds_its_helpers(tmp_path):
+    """The tutorials' helpers are part of the package: a tutorial copied to another folder runs."""
+    copy = tmp_path / "my_exercise.py"
+    copy.write_text((ROOT / "tutorials" / "01_convolution_by_hand.py").read_text(encoding="utf-8"))
+    env = dict(os.environ, FACECASCADE_QUICK="1", FACECASCADE_TUTORIAL_OUT=str(tmp_path / "out"))
+    result = subprocess.run([sys.executable, str(copy)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_missing_scikit_image_gets_an_install_hint(tmp_path):
     """Tutorials 3 to 5 take the astronaut from `_tutorial.astronaut()`, which says how to install
     scikit-image when it is missing instead of failing with an ImportError."""
-    code = ("import sys; sys.modules['skimage'] = None; sys.path.insert(0, %r); import _tutorial; "
-            "_tutorial.astronaut()" % str(ROOT / "tutorials"))
+    code = ("import sys; sys.modules['skimage'] = None; sys.path.insert(0, %r); "
+            "from pipeline import tutorial_support as _tutorial; _tutorial.astronaut()" % str(ROOT))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "python -m pip install scikit-image" in result.stderr

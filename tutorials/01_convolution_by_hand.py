@@ -34,7 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import conv_forward, conv_forward_naive, conv_output_size, maxpool_forward
 from layers.conv import col2im, im2col
 from nets import PNet, RNet

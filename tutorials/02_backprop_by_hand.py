@@ -44,7 +44,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import (Conv2D, Linear, MaxPool2D, PReLU, Sequential, conv_backward, conv_backward_naive, conv_forward,
                     conv_forward_naive, linear_backward, linear_forward, maxpool_backward, maxpool_forward,
                     prelu_backward, prelu_forward, softmax, softmax_backward, softmax_cross_entropy)

@@ -30,7 +30,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import Conv2D, MaxPool2D, softmax
 from nets import pretrained_mtcnn
 from pipeline.images import to_chw_float

@@ -40,7 +40,7 @@ import matplotlib.cbook
 import numpy as np
 from matplotlib.figure import Figure
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from pipeline.boxes import apply_regression, iou, make_square, nms
 from pipeline.crops import crop_and_resize
 from pipeline.images import load_image, to_chw_float

@@ -34,7 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import SGD, softmax, softmax_cross_entropy
 from layers.replicas import Replicas
 from nets import Net12

@@ -37,7 +37,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import ohem_weights, softmax, softmax_cross_entropy_per_sample
 from nets import PNET_SIZE, PNet
 from pipeline.boxes import apply_regression, pairwise_overlap

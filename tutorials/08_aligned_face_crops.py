@@ -33,7 +33,7 @@ import skimage.data
 from matplotlib.figure import Figure
 from PIL import Image
 
-import _tutorial  # puts the repository on sys.path; figure folder; quick mode
+from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from pipeline.align import (ARCFACE_TEMPLATE_112, LANDMARK_NAMES, alignment_matrix, apply_transform,
                             extract_faces, face_template, similarity_transform, warp_affine,
                             warp_affine_naive)

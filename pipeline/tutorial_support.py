@@ -1,8 +1,7 @@
-"""Set-up shared by the tutorials. Not a lesson: it only answers five practical questions.
+"""Set-up shared by the tutorials (``from pipeline import tutorial_support as _tutorial``). Not a
+lesson: it only answers four practical questions. It is part of the installed package, so a
+tutorial, or an exercise copied out of tutorials/, finds it from any folder.
 
-* Can the tutorial import the project?  Importing this module puts the repository root on
-  ``sys.path``, so ``from layers import ...`` works whether a tutorial is run as a script
-  (``python tutorials/01_convolution_by_hand.py``) or opened as a notebook in tutorials/.
 * Where do figures go?  ``output_dir(name)``: the folder named by the environment variable
   FACECASCADE_TUTORIAL_OUT, else ``tutorial-output/<name>/`` under the current directory.
   ``save(fig, path)`` writes each one there, and in a notebook also shows it under its cell.
@@ -31,10 +30,6 @@ import os
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 QUICK = os.environ.get("FACECASCADE_QUICK", "0") not in ("", "0")
 
