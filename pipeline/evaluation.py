@@ -498,18 +498,15 @@ def _wider_part(data_dir: Path, wider):
 
 
 def write_results(results: dict, out_dir) -> None:
-    """Write out_dir/evaluation.json (`to_json`) and out_dir/roc.png (recall against false
-    positives of the face sets, `pipeline.plots.training.plot_roc`); creates out_dir."""
-    from .plots.training import plot_roc
+    """Write out_dir/evaluation.json (`to_json`) and out_dir/roc.png (a panel per image set:
+    recall against false positives per image, and false positives per face-free photo against
+    the threshold, `pipeline.plots.training.plot_evaluation`); creates out_dir."""
+    from .plots.training import plot_evaluation
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "evaluation.json").write_text(to_json(results))
-    curves = {f"{key} ({results[key]['faces']} faces)":
-              (results[key]["roc"]["false_positives"], results[key]["roc"]["recall"])
-              for key in ("val", "photos") if results[key]["faces"]}
-    plot_roc(curves, save=out_dir / "roc.png",
-             title=f"{results['detector']}: recall at IoU >= {results['iou_threshold']}")
+    plot_evaluation(results, save=out_dir / "roc.png")
 
 
 # ---------------------------------------------------------------- reporting

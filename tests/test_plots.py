@@ -498,3 +498,18 @@ def test_draw_number_grid_draws_one_cell_per_value():
     assert len(ax.patches) == 6 and len(ax.texts) == 6
     with pytest.raises(ValueError, match="2-D"):
         draw_number_grid(ax, np.arange(3))
+
+
+def test_plot_evaluation_one_panel_per_set_with_the_operating_point():
+    roc = {"thresholds": [0.9, 0.8, 0.5], "true_positives": [1, 2, 2], "false_positives": [0, 0, 3],
+           "recall": [0.5, 1.0, 1.0]}
+    face_set = {"faces": 2, "images": 2, "roc": roc}
+    results = {"detector": "fake", "val": face_set, "photos": face_set,
+               "negatives": {"images": 10, "roc": {"thresholds": [0.7, 0.6], "false_positives": [1, 2]}},
+               "operating_point": {"score_above": 0.6, "max_false_positives_per_photo": 0.1}}
+    fig = plots.plot_evaluation(results)
+    assert len(fig.axes) == 3
+    val, _, free = fig.axes
+    assert "operating point: recall 1.000" in [t.get_text() for t in val.get_legend().get_texts()]
+    assert any("score > 0.600" in t.get_text() for t in free.get_legend().get_texts())
+    assert free.get_xlabel() == "score threshold" and val.get_xlabel() == "false positives per image"

@@ -82,3 +82,58 @@ def plot_roc(curves, save=None, title=None, xlabel="false positives", ax=None):
         ax.legend(loc="lower right")
     ax.set_title(title if title is not None else "ROC")
     return finish(fig, save)
+
+
+def plot_evaluation(results: dict, save=None):
+    """What `pipeline.evaluation.evaluate` measured, one panel per image set.
+
+    results: evaluate's dict. Face sets ("val", "photos"): recall against false positives per
+    image as the score threshold falls (FDDB's discrete ROC, divided by the set's images), the
+    detector's operating point (at most 0.1 false positives per face-free photo) marked. The
+    face-free photos: false positives per photo against the score threshold, the budget drawn
+    and the operating point's threshold marked. Returns the Figure.
+    """
+    point = results["operating_point"]
+    above = point["score_above"]
+    sets = [(key, label) for key, label in (("val", "validation faces"), ("photos", "labelled photos"))
+            if results[key]["faces"]]
+    fig = Figure(figsize=(4.6 * (len(sets) + 1), 3.9), layout="constrained")
+    axes = fig.subplots(1, len(sets) + 1, squeeze=False)[0]
+    for ax, (key, label) in zip(axes, sets):
+        r = results[key]
+        thresholds = np.asarray(r["roc"]["thresholds"], dtype=np.float64)
+        per_image = np.asarray(r["roc"]["false_positives"], dtype=np.float64) / max(r["images"], 1)
+        recall = np.asarray([np.nan if v is None else v for v in r["roc"]["recall"]], dtype=np.float64)
+        ax.step(per_image, recall, where="post", color="tab:blue", label="as the threshold falls")
+        kept = thresholds > above if above is not None else np.ones(len(thresholds), bool)
+        if kept.any():
+            last = np.flatnonzero(kept)[-1]
+            ax.plot(per_image[last], recall[last], "o", color="tab:red",
+                    label=f"operating point: recall {recall[last]:.3f}")
+        ax.set_ylim(0, 1.02)
+        right = max(0.1, float(np.nanmax(per_image, initial=0.0)) * 1.05)
+        ax.set_xlim(-0.02 * right, right)  # a little room, so that a curve at x = 0 shows
+        ax.set_xlabel("false positives per image")
+        ax.set_ylabel("recall (IoU >= 0.5)")
+        ax.set_title(f"{label}: {r['faces']} faces in {r['images']} images", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    ax = axes[-1]
+    n = results["negatives"]
+    scores = np.asarray(n["roc"]["thresholds"], dtype=np.float64)
+    per_photo = np.asarray(n["roc"]["false_positives"], dtype=np.float64) / max(n["images"], 1)
+    if len(scores):
+        # from low thresholds to high: at x in (s[i-1], s[i]] the detections scoring >= s[i] remain
+        x = np.concatenate([[min(0.0, scores.min())], scores[::-1], [max(1.0, scores.max())]])
+        y = np.concatenate([[per_photo[-1]], per_photo[::-1], [0.0]])
+        ax.step(x, y, where="pre", color="tab:blue", label="detections scoring at least x")
+    ax.axhline(point["max_false_positives_per_photo"], color="gray", ls="--", label="budget per photo")
+    if above is not None:
+        ax.axvline(above, color="tab:red", label=f"operating point: score > {above:.3f}")
+    ax.set_xlabel("score threshold")
+    ax.set_ylabel("false positives per photo")
+    ax.set_title(f"face-free photos: {n['images']} held out", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"{results['detector']}: at the detector's own thresholds and below")
+    return finish(fig, save)
