@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import NUM_PATTERNS, perturb_boxes
-from .datasets import face_split, read_negative_list
+from .datasets import face_split, negative_split
 from .images import load_image
 from .photo_windows import (NEGATIVE_IOU, PhotoCounts, large_faces, max_overlap, near_negative_windows, pick,
                             random_negative_windows)
@@ -34,8 +34,6 @@ from .samples import (cut, face_window, gray_share, jitter_windows, match_colour
 from .training import SampleSet, load_or_build
 
 FACE, NON_FACE = 1, 0
-VALIDATION_REMAINDER = 8  # negatives/files.txt lines with index % 10 == 8 validate the training
-HELDOUT_REMAINDER = 9     # ... and those with index % 10 == 9 are held out for evaluation
 
 
 @dataclass
@@ -50,18 +48,9 @@ class SampleCounts:
     max_photos: int | None = None
 
 
-def negative_photos(data_dir, split: str):
-    """Face-free photos for "train" (index % 10 not 8 or 9), "val" (index % 10 == 8) or
-    "heldout" (index % 10 == 9) of negatives/files.txt. Returns a list of NegativeImage."""
-    images = read_negative_list(Path(data_dir) / "negatives" / "files.txt")
-    want = {"val": {VALIDATION_REMAINDER}, "heldout": {HELDOUT_REMAINDER},
-            "train": set(range(10)) - {VALIDATION_REMAINDER, HELDOUT_REMAINDER}}[split]
-    return [image for index, image in enumerate(images) if index % 10 in want]
-
-
 def _faces_and_photos(data_dir, split: str, counts: SampleCounts):
     faces = face_split(data_dir, "val" if split == "val" else "train")[: counts.max_faces]
-    photos = negative_photos(data_dir, split)[: counts.max_photos]
+    photos = negative_split(data_dir, split)[: counts.max_photos]
     return faces, photos
 
 
@@ -131,7 +120,7 @@ def build_samples(net: str, split: str, data_dir, counts: SampleCounts, seed: in
     size = int(net[-2:])
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, net.startswith("cal")])
     faces, photos = _faces_and_photos(data_dir, split, counts)
-    share = gray_share(negative_photos(data_dir, "train"))
+    share = gray_share(negative_split(data_dir, "train"))
     if net.startswith("cal"):
         per_face = counts.patterns_per_face if split == "train" else max(1, counts.patterns_per_face // 2)
         return calibration_samples(rng, faces, size, per_face, share)
@@ -244,7 +233,7 @@ def build_photo_samples(net: str, split: str, data_dir, recipe: CascadeRecipe, s
     size = int(net[-2:])
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, net.startswith("cal"), 5])
     photos = wider_split(data_dir, split)[: recipe.photo.max_photos]
-    share = gray_share(negative_photos(data_dir, "train"))
+    share = gray_share(negative_split(data_dir, "train"))
     stage = {"net24": 1, "net48": 2}.get(net, 0)
     if stage and detector is None:
         raise ValueError(f"{net}'s negatives are mined: pass the detector of the earlier stages")
@@ -261,7 +250,7 @@ def build_photo_samples(net: str, split: str, data_dir, recipe: CascadeRecipe, s
         image = load_image(photo.path)
         mined = mined_windows(detector, image, stage) if stage else None
         parts.append(wider_detection_samples(rng, image, photo, size, recipe, share, mined))
-    free = negative_photos(data_dir, split)[: recipe.photo.max_photos]
+    free = negative_split(data_dir, split)[: recipe.photo.max_photos]
     if stage:
         parts.append(mined_negatives(rng, detector, free, size, recipe.free_negatives_per_photo, stage))
     else:

@@ -37,9 +37,9 @@ from .images import IMAGE_EXTENSIONS
 CUHK_TO_MTCNN_OFFSETS = (0.006, -0.219, 0.056, 0.141)
 
 FACE_SPLITS = {"train": "train.txt", "val": "val.txt"}  # split name -> list file in cuhk80/
-NEGATIVE_SPLITS = ("train", "heldout")
-HELDOUT_EVERY = 10     # every 10th line of negatives/files.txt ...
-HELDOUT_REMAINDER = 9  # ... the ones whose 0-based index % 10 == 9, is held out
+# negatives/files.txt by 0-based line index % 10: 8 validates training choices, 9 is held out for
+# the final count and never used for any choice, the rest train
+NEGATIVE_SPLITS = {"train": set(range(8)), "val": {8}, "heldout": {9}}
 
 CUHK_FIELDS = 15       # path, left right top bottom, x1 y1 ... x5 y5
 WIDER_FIELDS = (4, 10)  # x y w h, optionally followed by the six WIDER attributes
@@ -401,18 +401,17 @@ def face_split(data_dir, split: str, convert: bool = True) -> list[FaceRecord]:
 
 
 def negative_split(data_dir, split: str) -> list[NegativeImage]:
-    """The face-free photos of one split of negatives/files.txt.
+    """The face-free photos of one split of negatives/files.txt, by 0-based line index:
 
-    "heldout": the lines whose 0-based index % 10 == 9 (177 of 1,779 photos), kept for
-    measuring false positives: never use them for training or for mining hard negatives.
-    "train": all other lines (1,602 photos). Returns a list of NegativeImage in file order.
+    "train" (index % 10 from 0 to 7, 1,424 of 1,779 photos): samples and hard negatives;
+    "val" (index % 10 == 8, 178): the choices made during training (thresholds, operating points);
+    "heldout" (index % 10 == 9, 177): measuring false positives at the end; never used for
+    training, mining or any choice. Returns a list of NegativeImage in file order.
     """
     if split not in NEGATIVE_SPLITS:
-        raise ValueError(f"split must be one of {NEGATIVE_SPLITS}; got {split!r}")
+        raise ValueError(f"split must be one of {tuple(NEGATIVE_SPLITS)}; got {split!r}")
     images = read_negative_list(Path(data_dir) / "negatives" / "files.txt")
-    heldout = split == "heldout"
-    return [image for index, image in enumerate(images)
-            if (index % HELDOUT_EVERY == HELDOUT_REMAINDER) == heldout]
+    return [image for index, image in enumerate(images) if index % 10 in NEGATIVE_SPLITS[split]]
 
 
 def labelled_photos(data_dir) -> list[tuple[Path, np.ndarray]]:

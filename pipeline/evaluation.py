@@ -220,13 +220,12 @@ def validation_operating_point(detector, data_dir, quick: bool = False) -> dict:
     detections and "negative_scores": (K,) the scores of all detections on the photos}, so that
     a caller can also measure another threshold.
     """
-    from .cascade_samples import negative_photos
     from .images import load_image
 
     from tqdm import tqdm
 
     faces = face_split(data_dir, "val")[: 200 if quick else None]
-    photos = negative_photos(data_dir, "val")[: 20 if quick else None]
+    photos = negative_split(data_dir, "val")[: 20 if quick else None]
     print(f"operating point: the detector over {len(faces):,} validation faces and {len(photos):,} validation "
           "face-free photos", file=sys.stderr, flush=True)
     bar = tqdm(total=len(faces) + len(photos), desc="operating point", unit="image", disable=None, file=sys.stderr)

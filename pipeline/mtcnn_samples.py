@@ -49,7 +49,8 @@ import numpy as np
 from nets import ONET_SIZE, PNET_SIZE, RNET_SIZE
 
 from .boxes import pairwise_overlap
-from .cascade_samples import _faces_and_photos, negative_photos, random_negatives
+from .cascade_samples import _faces_and_photos, random_negatives
+from .datasets import negative_split
 from .images import load_image
 from .multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE
 from .photo_windows import (MIN_WINDOW, PhotoCounts, around_faces, inside, large_faces, max_overlap,
@@ -259,7 +260,7 @@ def build_mtcnn_samples(net: str, split: str, data_dir, counts: MTCNNSampleCount
     size = SAMPLE_SIZES[net]
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 2])
     faces, photos = _faces_and_photos(data_dir, split, counts)
-    share = gray_share(negative_photos(data_dir, "train"))
+    share = gray_share(negative_split(data_dir, "train"))
     parts = [face_samples(rng, load_image(face.path), face.box, face.landmarks, size, counts, share)
              for face in faces]
     parts.append(photo_negatives(rng, photos, size, counts.photo_negatives_per_face * len(faces)))
@@ -343,7 +344,7 @@ def build_mined_samples(net: str, split: str, data_dir, counts: MTCNNSampleCount
     base = build_mtcnn_samples(net, split, data_dir, counts, seed)
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 3])
     faces, photos = _faces_and_photos(data_dir, split, counts)
-    share = gray_share(negative_photos(data_dir, "train"))
+    share = gray_share(negative_split(data_dir, "train"))
     parts = [mined_face_samples(rng, detector, load_image(face.path), face.box, size, stage, mined, share)
              for face in faces]
     parts.append(mined_photo_negatives(rng, detector, photos, size, stage, photo_windows))
@@ -471,9 +472,9 @@ def build_photo_samples(net: str, split: str, data_dir, recipe: MTCNNRecipe, see
     size = SAMPLE_SIZES[net]
     rng = np.random.default_rng([seed, size, 0 if split == "train" else 1, 4])
     photos = wider_split(data_dir, split)[: recipe.photo.max_photos]
-    free = negative_photos(data_dir, split)[: recipe.max_free_photos]
+    free = negative_split(data_dir, split)[: recipe.max_free_photos]
     marked = landmark_faces(data_dir, split)[: recipe.max_landmark_faces]
-    share = gray_share(negative_photos(data_dir, "train"))
+    share = gray_share(negative_split(data_dir, "train"))
     stage = {"pnet": 0, "rnet": 1, "onet": 2}[net]
     if stage and detector is None:
         raise ValueError(f"{net}'s hard examples are mined: pass the detector of the earlier stages")

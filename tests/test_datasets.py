@@ -221,7 +221,7 @@ def test_split_names_are_checked(tmp_path):
     with pytest.raises(ValueError, match="split must be one of"):
         face_split(tmp_path, "test")
     with pytest.raises(ValueError, match="split must be one of"):
-        negative_split(tmp_path, "val")
+        negative_split(tmp_path, "test")
 
 
 def test_face_splits_of_the_kit():
@@ -238,9 +238,11 @@ def test_face_splits_of_the_kit():
 
 def test_negative_splits_of_the_kit():
     data = require_data("negatives", "files.txt").parents[1]
-    train, heldout = negative_split(data, "train"), negative_split(data, "heldout")
-    assert (len(train), len(heldout)) == (1602, 177)
+    train, val, heldout = (negative_split(data, split) for split in ("train", "val", "heldout"))
+    assert (len(train), len(val), len(heldout)) == (1424, 178, 177)
     assert not {i.path for i in train} & {i.path for i in heldout}
+    assert not {i.path for i in train} & {i.path for i in val} and not {i.path for i in val} & {i.path for i in heldout}
+    assert val == read_negative_list(data / "negatives" / "files.txt")[8::10]
     assert (sum(i.gray for i in heldout), sum(not i.gray for i in heldout)) == (157, 20)
     everything = read_negative_list(data / "negatives" / "files.txt")
     assert heldout == everything[9::10]

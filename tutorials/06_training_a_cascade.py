@@ -42,7 +42,8 @@ from nets.cascade_weights import shipped_cascade
 from pipeline.boxes import iou
 from pipeline.calibration import PATTERNS, calibrate, perturb_boxes
 from pipeline.cascade import CascadeDetector
-from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, mined_windows, negative_photos
+from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, mined_windows
+from pipeline.datasets import negative_split
 from pipeline.crops import crop_and_resize
 from pipeline.datasets import face_split
 from pipeline.images import load_image, to_chw_float
@@ -261,7 +262,7 @@ _tutorial.save(fig, OUT / "calibrated_window.png")
 
 # %%
 detector = CascadeDetector(nets=nets)
-photos = negative_photos(DATA, "train")[: 3 if QUICK else 10]
+photos = negative_split(DATA, "train")[: 3 if QUICK else 10]
 hard = mined_negatives(np.random.default_rng(0), detector, photos, 24, per_photo=12, stage=1)
 print(f"{len(hard)} hard negatives from {len(photos)} face-free photos")
 shown = hard.images[:48]
