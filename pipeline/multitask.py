@@ -37,7 +37,7 @@ import numpy as np
 
 from layers import euclidean_loss, ohem_weights, softmax, softmax_cross_entropy, softmax_cross_entropy_per_sample
 
-from .training import EVAL_BATCH, SampleSet, stage_threshold, to_input
+from .training import SampleSet, predict, stage_threshold
 
 NEGATIVE, POSITIVE, PART, LANDMARK = 0, 1, 2, 3
 KIND_NAMES = ("negative", "positive", "part", "landmark")
@@ -231,7 +231,7 @@ class MultiTaskTask:
         of the window side); landmark error: mean distance between predicted and true points
         over the landmark samples (a fraction of the window side).
         """
-        outputs = predict_heads(net, samples.images)
+        outputs = flatten_heads(predict(net, samples.images))
         labels = samples.labels
         kind = labels["kind"]
         _, _, terms = multitask_loss(outputs, kind, labels["box"], labels["landmarks"], self.alpha, ohem_keep=1.0)
@@ -264,7 +264,7 @@ class MultiTaskTask:
     def roc(self, net, samples: SampleSet):
         """(false positive rate, recall) over all thresholds, on the validation negatives and
         positives."""
-        score = softmax(predict_heads(net, samples.images)["face"])[:, FACE]
+        score = softmax(flatten_heads(predict(net, samples.images))["face"])[:, FACE]
         kind = samples.labels["kind"]
         keep = (kind == POSITIVE) | (kind == NEGATIVE)
         score, faces = score[keep], kind[keep] == POSITIVE
@@ -287,15 +287,3 @@ def _point_distances(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hypot(pred[:, :5] - target[:, :5], pred[:, 5:] - target[:, 5:])
 
 
-def predict_heads(net, images: np.ndarray, batch: int = EVAL_BATCH) -> dict:
-    """Every head's raw output as (N, K), for uint8 (N, S, S, 3) images at the net's nominal
-    size, in inference mode (no caches); the net's training mode is restored afterwards."""
-    was_training = net.training
-    net.inference()
-    try:
-        parts = [flatten_heads(net.forward(to_input(images[i : i + batch]))) for i in range(0, len(images), batch)]
-    finally:
-        net.train(was_training)
-    if not parts:
-        return {}
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

@@ -183,7 +183,7 @@ class ClassifierTask:
         """Loss and accuracy on the samples; for a detection net also the face threshold that
         keeps ``target_recall`` of the faces, the recall at 0.5 and the share of non-faces that
         would pass that threshold."""
-        probs = predict(net, samples.images)
+        probs = softmax(predict(net, samples.images))
         labels = samples.labels["label"]
         eps = 1e-12
         metrics = {"loss": float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps))),
@@ -204,7 +204,7 @@ class ClassifierTask:
         A detection net: the face class against the rest. A net with many classes (the 45
         calibration patterns): every class against the rest, pooled ("micro-averaged"): each
         (sample, class) pair is one decision whose score is that class's probability."""
-        probs = predict(net, samples.images)
+        probs = softmax(predict(net, samples.images))
         labels = samples.labels["label"]
         if self.positive_class is not None:
             score, faces = probs[:, self.positive_class], labels == self.positive_class
@@ -255,16 +255,22 @@ def stage_threshold(face_scores, non_face_scores, target_recall: float, max_nega
     return budget_threshold(non_face_scores, max_negatives_passed)
 
 
-def predict(net, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """Softmax probabilities (N, K) of a classifier net on uint8 (N, S, S, 3) images, in
-    inference mode (no caches); the net's training mode is restored afterwards."""
+def predict(net, images: np.ndarray, batch: int = EVAL_BATCH):
+    """What ``net.forward`` gives on uint8 (N, S, S, 3) images, in inference mode (no caches;
+    the net's training mode is restored afterwards), in batches of at most ``batch``: the
+    (N, K) logits of a classifier (softmax them for probabilities), or a dict head name ->
+    (N, ...) outputs of a net with several heads (MTCNN's). N = 0 gives (0, 2) logits."""
     was_training = net.training
     net.inference()
     try:
-        out = [softmax(net.forward(to_input(images[i : i + batch]))) for i in range(0, len(images), batch)]
+        parts = [net.forward(to_input(images[i : i + batch])) for i in range(0, len(images), batch)]
     finally:
         net.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+    if not parts:
+        return np.zeros((0, 2), np.float32)
+    if isinstance(parts[0], dict):
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return np.concatenate(parts)
 
 
 # ---------------------------------------------------------------- the loop

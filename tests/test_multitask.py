@@ -12,9 +12,9 @@ from layers.gradcheck import assert_gradients_ok, check_gradients, check_module
 from layers.losses import softmax_cross_entropy_per_sample
 from nets import ONet, PNet, RNet
 from pipeline.multitask import (LANDMARK, LOSS_WEIGHTS, NEGATIVE, OHEM_KEEP, PART, POSITIVE, MultiTaskTask,
-                                flatten_heads, mirror_boxes, mirror_landmarks, multitask_loss, predict_heads,
+                                flatten_heads, mirror_boxes, mirror_landmarks, multitask_loss,
                                 task_for_net)
-from pipeline.training import SampleSet, TrainConfig, Trainer
+from pipeline.training import SampleSet, TrainConfig, Trainer, predict
 from strategies import distinct_values
 from tolerances import REFERENCE_F64, assert_close
 
@@ -269,9 +269,9 @@ def test_validation_measures_by_hand():
     np.testing.assert_allclose(fp, [0.0, 0.5, 0.5, 1.0])
 
 
-def test_predict_heads_restores_training_mode(rng):
+def test_predict_gives_every_head_and_restores_training_mode(rng):
     net = ONet(rng=np.random.default_rng(0)).train()
-    out = predict_heads(net, rng.integers(0, 256, (3, 48, 48, 3), dtype=np.uint8), batch=2)
+    out = predict(net, rng.integers(0, 256, (3, 48, 48, 3), dtype=np.uint8), batch=2)
     assert {name: o.shape for name, o in out.items()} == {"face": (3, 2), "box": (3, 4), "landmarks": (3, 10)}
     assert net.training
 

@@ -169,7 +169,7 @@ for name, p in net.named_parameters():
 # non-faces that pass at each threshold.
 
 # %%
-probs = predict(net, val.images)[:, 1]
+probs = softmax(predict(net, val.images))[:, 1]  # the face probability of each window
 faces = val.labels["label"] == 1
 threshold = recall_threshold(probs[faces], 0.99)
 passed = np.mean(probs[~faces] >= threshold)
