@@ -30,6 +30,7 @@
 
 # %%
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -216,15 +217,25 @@ _tutorial.save(fig, OUT / "threshold_roc.png")
 face = face_split(DATA, "val")[0]
 photo = load_image(face.path)
 window = face_window(face.box[None])
-fig = Figure(figsize=(12, 2.8), layout="constrained")
+side = window[0, 2] - window[0, 0]
+shift_colours = [matplotlib.colormaps["tab10"](i) for i in range(9)]  # one colour per (x, y) shift
+fig = Figure(figsize=(13, 4.0), layout="constrained")
 for k, ax in enumerate(fig.subplots(1, 5)):
     ax.imshow(photo, extent=(0, photo.shape[1], photo.shape[0], 0))
+    x1, y1, x2, y2 = window[0]
+    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2.0, color="white", ls="--",
+                           label="the face window"))
     for n in range(9 * k, 9 * k + 9):
         x1, y1, x2, y2 = perturb_boxes(window, np.array([n]))[0]
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=0.8, color="lime"))
-    ax.set_title(f"scale {PATTERNS[9 * k, 0]:.2f}", fontsize=10)
+        s_n, x_n, y_n = PATTERNS[n]
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.2, color=shift_colours[n - 9 * k],
+                               label=f"x {x_n:+.2f}, y {y_n:+.2f}"))
+    ax.set_title(f"scale {PATTERNS[9 * k, 0]:.2f}: 9 shifts", fontsize=10)
     ax.set_axis_off()
-fig.suptitle("the 45 calibration patterns applied to one face window (W x H = 80 x 80 px)")
+handles, labels = fig.axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+fig.suptitle(f"the 45 calibration patterns on one face window ({side:.0f} x {side:.0f} px, white dashed) "
+             f"of an {photo.shape[1]} x {photo.shape[0]} px photo")
 _tutorial.save(fig, OUT / "calibration_patterns.png")
 
 # %% [markdown]

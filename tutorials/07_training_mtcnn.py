@@ -205,8 +205,9 @@ assert kept.sum() == 14 and per_sample[kept == 1].min() >= per_sample[kept == 0]
 
 fig = Figure(figsize=(7, 3))
 ax = fig.add_subplot()
-ax.bar(range(20), per_sample[order], color=np.where(kept[order] == 1, "tab:blue", "lightgray"))
-ax.set_xlabel("samples of one batch, hardest first")
+ax.bar(range(1, 21), per_sample[order], color=np.where(kept[order] == 1, "tab:blue", "lightgray"))
+ax.set_xticks(range(1, 21))  # one tick per sample: whole numbers
+ax.set_xlabel("samples of one batch, hardest first (rank)")
 ax.set_ylabel("cross-entropy")
 ax.set_title("OHEM keeps the hardest 70% (blue); the easy 30% (gray) get no gradient", fontsize=10)
 _tutorial.save(fig, OUT / "ohem.png")
