@@ -235,11 +235,19 @@ def test_plot_heatmaps_threshold_changes_the_count(astronaut):
 
 def test_plot_pyramid_one_image_per_level_at_its_size(astronaut):
     _, _, trace = astronaut
-    panels = image_panels(plots.plot_pyramid(trace))
-    assert len(panels) == len(trace.scales)
-    for ax, (h, w) in zip(panels, trace.level_sizes):
-        assert ax.images[0].get_array().shape == (h, w, 3)
-        assert f"{w} x {h} px" in ax.get_title()  # W x H, as images are described
+    fig = plots.plot_pyramid(trace)
+    (ax,) = fig.axes  # one canvas, every level on it at one pixel per pixel
+    assert len(ax.images) == len(trace.scales)
+    texts = [t.get_text() for t in ax.texts]
+    for image, (h, w) in zip(ax.images, trace.level_sizes):
+        assert image.get_array().shape == (h, w, 3)
+        left, right, bottom, top = image.get_extent()
+        assert (right - left, bottom - top) == (w, h)
+        if w >= 40:
+            assert any(f"{w} x {h}" in text for text in texts)  # W x H, as images are described
+    windows = rectangles(ax)
+    assert len(windows) == len(trace.scales) and all(r.get_width() == r.get_height() == 12 for r in windows)
+    assert "12 / 20" in fig._suptitle.get_text()  # the first scale, explained
 
 
 def test_plot_stages_overview(astronaut):
@@ -324,7 +332,7 @@ def test_trace_plots_of_an_image_without_faces(empty_trace):
     for fig in figures:
         assert sum(len(rectangles(ax)) for ax in fig.axes) == 0
     assert len(image_panels(plots.plot_heatmaps(empty_trace))) == len(empty_trace.scales)
-    assert len(image_panels(plots.plot_pyramid(empty_trace))) == len(empty_trace.scales)
+    assert len(plots.plot_pyramid(empty_trace).axes[0].images) == len(empty_trace.scales)  # one canvas
     assert all(bar.get_width() == 0 for bar in rectangles(plots.plot_counts(empty_trace).axes[0]))
 
 

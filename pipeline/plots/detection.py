@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from ..images import to_chw_float
 from ..pyramid import scaled_size
@@ -15,33 +16,45 @@ from .images import draw_boxes
 
 
 def plot_pyramid(trace, save=None):
-    """The pyramid levels P-Net scanned, drawn at their true relative sizes.
+    """The pyramid levels P-Net scanned, side by side, each at its own size in pixels.
 
-    trace: `pipeline.mtcnn.Trace` (uses trace.image (H, W, 3) uint8 and trace.scales).
-    Each level is trace.image resized by area averaging to ``scaled_size(H, W, scale)``, as
-    the detector does; every panel has the axes of level 0, so smaller levels look smaller.
-    Titles give the scale and the level size as W x H pixels. One row, or rows of 5.
-    Returns the Figure (a single message panel if the image had no levels).
+    trace: `pipeline.mtcnn.Trace` (uses trace.image (H, W, 3) uint8, trace.scales and, when
+    recorded, the detector's minimum face size). Each level is trace.image resized by area
+    averaging to ``scaled_size(H, W, scale)``, as the detector does, and drawn at one pixel per
+    pixel on a shared canvas (so level k is really 0.709^k of level 0), with P-Net's 12 x 12
+    window drawn in its top-left corner: the face size each level finds is the window divided
+    by the level's scale. Returns the Figure (a single message panel if the image had no levels).
     """
     image = check_image(trace.image)
     if not trace.scales:
         return finish(_message_figure(_no_levels(trace)), save)
     height, width = image.shape[:2]
     image_chw = to_chw_float(image)
-    fig, axes = grid(len(trace.scales), height_ratio=1.1)
-    first = scaled_size(height, width, trace.scales[0])
-    for k, (ax, scale) in enumerate(zip(axes, trace.scales)):
-        h, w = scaled_size(height, width, scale)
+    sizes = [scaled_size(height, width, scale) for scale in trace.scales]
+    gap = max(6, sizes[0][1] // 40)
+    total = sum(w for _, w in sizes) + gap * (len(sizes) - 1)
+    fig = Figure(figsize=(min(16.0, 2.0 + 12.0 * total / max(total, sizes[0][0] * 3)), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    x = 0
+    for k, (scale, (h, w)) in enumerate(zip(trace.scales, sizes)):
         level = resize_area(image_chw, h, w)
         level = np.clip(np.rint(level), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-        ax.imshow(level, extent=(0, w, h, 0), interpolation="nearest")
-        ax.set_xlim(0, first[1])
-        ax.set_ylim(first[0], 0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"level {k}: scale {scale:.3f}\n{w} x {h} px", fontsize=9)
-    fig.suptitle(f"image pyramid: {plural(len(trace.scales), 'level')} "
-                 f"(image {width} x {height} px, W x H)")
+        ax.imshow(level, extent=(x, x + w, h, 0), interpolation="nearest")
+        ax.add_patch(Rectangle((x, 0), 12, 12, fill=False, color="red", lw=1.2))
+        label = f"{k}: x{scale:.3f}\n{w} x {h}" if w >= 40 else f"{k}"
+        ax.text(x + w / 2, h + gap, label, ha="center", va="top", fontsize=7)
+        x += w + gap
+    ax.set_xlim(-gap, x)
+    ax.set_ylim(sizes[0][0] + 8 * gap, -gap)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    first = 12 / trace.scales[0]
+    step = (f"; each next level is {trace.scales[1] / trace.scales[0]:.3f} times the last and finds faces "
+            f"{trace.scales[0] / trace.scales[1]:.2f} times larger" if len(trace.scales) > 1 else "")
+    fig.suptitle(f"image pyramid: {plural(len(trace.scales), 'level')} of the {width} x {height} px image (W x H), "
+                 f"each at its own size; red: the 12 x 12 window.\nLevel 0 is the image times "
+                 f"{trace.scales[0]:.3f} = 12 / {first:.0f}, so that a face of {first:.0f} px (the smallest asked "
+                 f"for) fills the window{step}", fontsize=9)
     return finish(fig, save)
 
 
