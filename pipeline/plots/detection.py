@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from ..images import to_chw_float
@@ -133,16 +135,30 @@ def plot_nms(trace, save=None):
     Returns the Figure.
     """
     image = check_image(trace.image)
-    panels = [
-        ("all candidates", concat_boxes(trace.level_candidates)),
-        ("after NMS within each level", concat_boxes(trace.level_after_nms)),
-        ("after NMS across levels", as_boxes(trace.pnet_after_nms.boxes)),
-    ]
     height, width = image.shape[:2]
-    fig = Figure(figsize=(3 * 4.0, 4.0 * height / width + 0.5), layout="constrained")
+    fig = Figure(figsize=(3 * 4.0, 4.0 * height / width + 1.0), layout="constrained")
     axes = fig.subplots(1, 3)
-    for ax, (name, boxes) in zip(axes, panels):
-        _image_panel(ax, image, boxes, title=f"{name}: {len(boxes)} boxes", linewidth=0.8)
+    levels = len(trace.level_candidates)
+    palette = matplotlib.colormaps["viridis"]
+    for ax, (name, per_level) in zip(axes[:2], (("all candidates", trace.level_candidates),
+                                                 ("after NMS within each level", trace.level_after_nms))):
+        show_image(ax, image)
+        for k, boxes in enumerate(per_level):  # each level its own colour: small faces on level 0
+            draw_boxes(ax, as_boxes(boxes.boxes), color=palette(k / max(levels - 1, 1)), label_scores=False,
+                       linewidth=0.8)
+        ax.set_title(f"{name}: {len(concat_boxes(per_level))} boxes", fontsize=10)
+    across = as_boxes(trace.pnet_after_nms.boxes)
+    within = len(concat_boxes(trace.level_after_nms))
+    title = f"after NMS across levels: {len(across)} boxes"
+    if len(across) == within:
+        # the windows of two levels differ in size by the pyramid's factor (0.709), so the IoU
+        # of two concentric ones is at most 0.709^2 = 0.50: under the 0.7 of this round
+        title += "\n(none removed: boxes of neighbouring levels\noverlap with IoU <= 0.5, under 0.7)"
+    _image_panel(axes[2], image, across, title=title, linewidth=0.8)
+    if levels:
+        colours = [Line2D([], [], color=palette(k / max(levels - 1, 1)), lw=2) for k in (0, levels - 1)]
+        fig.legend(colours, ["level 0 (small faces)", f"level {levels - 1} (large faces)"],
+                   loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{trace.stage_names[0]} proposals and non-maximum suppression")
     return finish(fig, save)
 

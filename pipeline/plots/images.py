@@ -55,6 +55,10 @@ def _labels_that_fit(ax, boxes: np.ndarray, scores: np.ndarray) -> list[int]:
     would overlap one already placed. Sizes are measured in display pixels of the figure."""
     dpi = ax.figure.dpi
     width, height = 2.8 * LABEL_FONTSIZE * dpi / 72, 1.5 * LABEL_FONTSIZE * dpi / 72  # "0.99" and its padding
+    if len(boxes) and ax.figure.get_layout_engine() is not None:
+        # lay the figure out first: a constrained layout shrinks the axes when it is drawn, and
+        # labels measured on the larger axes would stack once saved
+        ax.figure.draw_without_rendering()
     corners = ax.transData.transform(boxes[:, :2]) if len(boxes) else np.zeros((0, 2))
     placed: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
