@@ -165,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     cascade = which.add_parser("cascade", help="Cascade-CNN: 12-net, 12-cal, 24-net, 24-cal, 48-net, 48-cal")
     _training_arguments(cascade, "weights/cascade_*.npz",
                         "net12 cal12 net24 cal24 net48 cal48; default all, in order",
-                        "a smoke test of the procedure (40 WIDER photos, 40 face-free photos, 300 faces, 2 epochs "
+                        "a smoke test of the procedure (20 WIDER photos, 20 face-free photos, 300 faces, 2 epochs "
                         "per net; a few minutes): its weights are not meant to find faces")
     mtcnn = which.add_parser("mtcnn", help="MTCNN from scratch: P-Net, R-Net, O-Net")
     _training_arguments(mtcnn, "weights/mtcnn_*.npz", "pnet rnet onet; default all, in order",
-                        "a smoke test of the procedure (40 WIDER photos, 40 face-free photos, 300 landmark faces, "
+                        "a smoke test of the procedure (20 WIDER photos, 40 face-free photos, 300 landmark faces, "
                         "6 epochs per net at batch 64; a few minutes): its weights are not meant to find faces")
     return parser
 

@@ -69,9 +69,9 @@ CONFIGS = {"pnet": TrainConfig(epochs=30, batch_size=256, lr=0.005, milestones=(
 # 99% of WIDER's positives, blurred and occluded faces among them, let P-Net pass 57% of the
 # negatives; the released P-Net passes 1.0% of the same negatives at its threshold of 0.6.
 NEGATIVE_BUDGET = {"pnet": 0.015, "rnet": 0.02, "onet": None}
-# A quick run uses the first 40 WIDER photos, 300 landmark faces and 40 face-free photos.
+# A quick run uses the first 20 WIDER photos (of each split), 300 landmark faces and 40 face-free photos.
 QUICK_LIMITS = {"max_landmark_faces": 300, "max_free_photos": 40}
-QUICK_PHOTOS = 40
+QUICK_PHOTOS = 20
 # A quick run has a few thousand samples per net: small batches give its nets enough steps to
 # learn something, so that the windows they pass on (the next net's hard examples) are few.
 QUICK_SCHEDULE = {"epochs": 6, "batch_size": 64, "milestones": ()}

@@ -116,7 +116,7 @@ def test_released_mtcnn_on_the_kits_split_gives_the_published_figures(tmp_path):
     from pipeline.wider import wider_split
     from pipeline.wider_eval import read_ground_truth
 
-    root = require_data("wider", "ground_truth", "wider_face_val.mat").parents[1]
+    root = require_data("wider", "ground_truth", "wider_face_val.mat").parents[2]  # the kit
     detector = MTCNNDetector(min_face_size=20)
     found = {}
     for photo in wider_split(root, "val"):
