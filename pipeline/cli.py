@@ -55,26 +55,22 @@ def _factor(text: str) -> float:
     return value
 
 
-def _workers(text: str) -> int:
-    """--workers: a whole number of processes >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, e.g. 2; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes >= 1, e.g. 2; got {text}")
-    return value
+def _whole_number(what: str, example: str):
+    """An argparse type: a whole number >= 1, refused with a message naming ``what`` it counts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what} >= 1, e.g. {example}; "
+                                             f"got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what} >= 1, e.g. {example}; got {text}")
+        return value
+    return parse
 
 
-def _max_pixels(text: str) -> int:
-    """--max-pixels: a whole number of pixels > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels > 0, e.g. 400000000; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels > 0; got {text}")
-    return value
+_workers = _whole_number("processes", "2")               # --workers
+_max_pixels = _whole_number("pixels", "400000000")      # --max-pixels
 
 
 def _max_pixels_argument(parser) -> None:

@@ -49,7 +49,7 @@ from pipeline.crops import crop_and_resize
 from pipeline.datasets import face_split
 from pipeline.images import load_image, to_chw_float
 from pipeline.photo_windows import NEGATIVE_IOU, max_overlap
-from pipeline.plots import plot_counts, plot_roc, plot_stages, plot_training_curves
+from pipeline.plots import draw_window_groups, plot_counts, plot_roc, plot_stages, plot_training_curves
 from pipeline.samples import face_window
 from pipeline.train_cascade import NEGATIVE_BUDGET, task_for
 from pipeline.training import TrainConfig, Trainer, budget_threshold, predict, recall_threshold, to_input
@@ -302,13 +302,9 @@ overlap = max_overlap(passed, wider_photo.boxes)
 fig = Figure(figsize=(11, 7.5))
 ax = fig.add_subplot(1, 1, 1)
 ax.imshow(people)
-for boxes, colour, label in ((wider_photo.faces, "white", "labelled faces"),
-                             (passed[overlap < NEGATIVE_IOU], "red", "hard negatives (IoU < 0.3 with every box)"),
-                             (passed[overlap >= 0.5], "lime", "on a face (IoU >= 0.5)")):
-    for k, (x1, y1, x2, y2) in enumerate(boxes):
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1,
-                               label=label if k == 0 else None))
-ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+draw_window_groups(ax, [(wider_photo.faces, "white", "labelled faces"),
+                        (passed[overlap < NEGATIVE_IOU], "red", "hard negatives (IoU < 0.3 with every box)"),
+                        (passed[overlap >= 0.5], "lime", "on a face (IoU >= 0.5)")], linewidth=1.0)
 ax.set_axis_off()
 ax.set_title(f"{wider_photo.name}: {len(passed)} windows pass the 12-net stage", fontsize=10)
 fig.tight_layout()

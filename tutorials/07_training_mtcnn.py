@@ -50,7 +50,7 @@ from pipeline.mtcnn_samples import (MTCNNRecipe, build_photo_samples, describe_k
 from pipeline.photo_windows import (PhotoCounts, around_faces, large_faces, near_negative_windows,
                                     random_negative_windows)
 from pipeline.multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE, multitask_loss, task_for_net
-from pipeline.plots import plot_faces, plot_training_curves
+from pipeline.plots import draw_window_groups, plot_faces, plot_training_curves
 from pipeline.samples import cut
 from pipeline.train_mtcnn import RECIPES
 from pipeline.training import TrainConfig, Trainer
@@ -243,13 +243,9 @@ positive, part = overlap > 0.65, (overlap >= 0.4) & (overlap <= 0.65)
 fig = Figure(figsize=(11, 7.5))
 ax = fig.add_subplot(1, 1, 1)
 ax.imshow(image)
-for boxes, colour, label in ((photo.faces, "white", "labelled faces"), (negatives, "red", "random negatives"),
-                             (beside, "magenta", "negatives beside faces"), (about[part], "orange", "parts"),
-                             (about[positive], "lime", "positives")):
-    for k, (x1, y1, x2, y2) in enumerate(boxes):
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.2,
-                               label=label if k == 0 else None))
-ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+draw_window_groups(ax, [(photo.faces, "white", "labelled faces"), (negatives, "red", "random negatives"),
+                        (beside, "magenta", "negatives beside faces"), (about[part], "orange", "parts"),
+                        (about[positive], "lime", "positives")])
 ax.set_axis_off()
 ax.set_title(f"{photo.name}: {len(photo.faces)} labelled faces, {len(big)} of them 20 px or more", fontsize=10)
 fig.tight_layout()

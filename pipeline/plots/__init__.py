@@ -26,11 +26,11 @@ The functions live in four small modules: `images` (boxes on images, number grid
 from .common import DPI, KEPT_COLOR, LANDMARK_COLOR, REJECTED_COLOR
 from .detection import (passed_mask, plot_counts, plot_heatmaps, plot_nms, plot_pyramid, plot_stage, plot_stages,
                         strongest_level)
-from .images import draw_boxes, draw_number_grid, plot_boxes, plot_faces, plot_receptive_fields
+from .images import draw_boxes, draw_number_grid, draw_window_groups, plot_boxes, plot_faces, plot_receptive_fields
 from .nets import feature_maps, plot_feature_maps, plot_filters
 from .training import plot_evaluation, plot_roc, plot_training_curves
 
-__all__ = ["DPI", "KEPT_COLOR", "LANDMARK_COLOR", "REJECTED_COLOR", "draw_boxes", "draw_number_grid", "feature_maps",
+__all__ = ["DPI", "KEPT_COLOR", "LANDMARK_COLOR", "REJECTED_COLOR", "draw_boxes", "draw_number_grid", "draw_window_groups", "feature_maps",
            "passed_mask", "plot_boxes", "plot_counts", "plot_faces", "plot_feature_maps", "plot_filters",
            "plot_evaluation", "plot_heatmaps", "plot_nms", "plot_pyramid", "plot_receptive_fields", "plot_roc", "plot_stage",
            "plot_stages", "plot_training_curves", "strongest_level"]

@@ -144,3 +144,14 @@ def draw_number_grid(ax, values, title="", colors=None, fontsize=11):
     ax.axis("off")
     ax.set_title(title, fontsize=10)
     return ax
+
+
+def draw_window_groups(ax, groups, linewidth: float = 1.2) -> None:
+    """Groups of boxes on an Axes showing an image, each group in its colour with one legend
+    entry. groups: sequence of (boxes (N, 4) x1, y1, x2, y2 in pixels, colour, label); a group
+    may be empty. The legend goes to the upper right."""
+    for boxes, colour, label in groups:
+        for k, (x1, y1, x2, y2) in enumerate(as_boxes(boxes)):
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=linewidth,
+                                   label=label if k == 0 else None))
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
