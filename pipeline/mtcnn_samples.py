@@ -130,13 +130,14 @@ def label_windows(windows, box) -> tuple[np.ndarray, np.ndarray]:
 def regression_targets(windows, box) -> np.ndarray:
     """The box-regression offsets of a face box in each square window.
 
-    windows: (N, 4) squares x1, y1, x2, y2 of side s = x2 - x1; box: (4,) the face box.
-    Returns (N, 4) float64 ((bx1 - x1) / s, (by1 - y1) / s, (bx2 - x2) / s, (by2 - y2) / s), so
-    that ``apply_regression(windows, offsets)`` gives the face box back.
+    windows: (N, 4) squares x1, y1, x2, y2 of side s = x2 - x1; box: (4,) the face box, or
+    (N, 4) one face box per window. Returns (N, 4) float64 ((bx1 - x1) / s, (by1 - y1) / s,
+    (bx2 - x2) / s, (by2 - y2) / s), so that ``apply_regression(windows, offsets)`` gives the
+    face box back.
     """
     windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
     side = (windows[:, 2] - windows[:, 0])[:, None]
-    return (np.asarray(box, np.float64).reshape(1, 4) - windows) / side
+    return (np.asarray(box, np.float64).reshape(-1, 4) - windows) / side
 
 
 def landmark_targets(windows, points) -> np.ndarray:
@@ -393,7 +394,7 @@ def photo_samples(rng: np.random.Generator, image: np.ndarray, photo, size: int,
                          (PART, pick(rng, np.flatnonzero((overlap >= PART_IOU) & (overlap <= POSITIVE_IOU)),
                                      counts.parts * len(faces)))):
         boxes = faces[target[chosen]]
-        offsets = (boxes - windows[chosen]) / (windows[chosen, 2:3] - windows[chosen, 0:1])
+        offsets = regression_targets(windows[chosen], boxes)
         sets.append((cut(image, windows[chosen], size)[0], _labels(kind, len(chosen), box=offsets)))
     negatives = np.concatenate([random_negative_windows(rng, width, height, photo.boxes, counts.random_negatives),
                                 near_negative_windows(rng, width, height, faces, photo.boxes, counts.near_negatives)])
@@ -448,7 +449,7 @@ def mined_photo_samples(rng: np.random.Generator, detector, image: np.ndarray, p
         whole = inside(windows, width, height)
         for kind, mask in ((POSITIVE, best > POSITIVE_IOU), (PART, (best >= PART_IOU) & (best <= POSITIVE_IOU))):
             chosen = pick(rng, np.flatnonzero(mask & whole), recipe.mined_faces)
-            offsets = (faces[target[chosen]] - windows[chosen]) / (windows[chosen, 2:3] - windows[chosen, 0:1])
+            offsets = regression_targets(windows[chosen], faces[target[chosen]])
             sets.append((cut(image, windows[chosen], size)[0], _labels(kind, len(chosen), box=offsets)))
     negatives = windows[pick(rng, np.flatnonzero(max_overlap(windows, photo.boxes) < NEGATIVE_IOU),
                              recipe.mined_negatives)]
