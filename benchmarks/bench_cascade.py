@@ -5,11 +5,11 @@ Two measurements, printed as tables (nothing is asserted):
 1. Training throughput of each of the six nets: samples per second of a full training step
    (forward, softmax cross-entropy, backward, SGD update) at batch 128 on 2 threads, run as the
    training loop runs it (two replicas of the net, one per core, BLAS on one thread: see
-   `layers.replicas`), median of --repeats steps after a warm-up.
+   `pipeline.fast.replicas`), median of --repeats steps after a warm-up.
 2. ``CascadeDetector.detect`` on a 640 x 480 px photo with 1 thread (BLAS and workers), median of
    --repeats runs, next to the paper's 14 frames per second on one CPU core for VGA images (about
    71 ms; Li et al., CVPR 2015) and next to the NumPy MTCNN on the same photo; then both on 2
-   workers (this process and a helper process, `pipeline.helpers`) when there are 2 CPUs. Needs
+   workers (this process and a helper process, `pipeline.fast.helpers`) when there are 2 CPUs. Needs
    the shipped Cascade-CNN weights.
 
 Each part runs in a fresh subprocess, because BLAS reads its thread count at start-up.
@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from pipeline.data_location import data_location  # noqa: E402
+from pipeline.data.location import data_location  # noqa: E402
 from bench_detect import median_time  # noqa: E402  (median of repeats after one warm-up)
 PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
 
@@ -36,9 +36,9 @@ PAPER_MS = 1000 / 14  # 14 fps on one core for 640 x 480 (Li et al. 2015)
 def training_worker(repeats: int, batch: int) -> None:
     from layers import SGD, softmax_cross_entropy
     from layers.batch_chunks import slices_not_blas
-    from layers.memory import reuse_freed_memory
+    from pipeline.fast.memory import reuse_freed_memory
     from layers.modules import without_input_gradient
-    from layers.replicas import Replicas
+    from pipeline.fast.replicas import Replicas
     from nets.cascade_weights import NET_CLASSES
 
     threads = os.environ.get("OPENBLAS_NUM_THREADS")
@@ -78,8 +78,8 @@ def photo_640x480() -> tuple[np.ndarray, str]:
 
 
 def detect_worker(repeats: int) -> None:
-    from pipeline.cascade import CascadeDetector
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.cascade import CascadeDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     image, name = photo_640x480()
     cascade = CascadeDetector(workers=1)
@@ -92,7 +92,7 @@ def detect_worker(repeats: int) -> None:
     print(f"{'Cascade-CNN (NumPy)':24s} {total * 1000:8.1f} ms")
     print(f"{'paper, one core':24s} {PAPER_MS:8.1f} ms   (ours / paper = {total * 1000 / PAPER_MS:.2f})")
     print(f"{'MTCNN (NumPy)':24s} {reference * 1000:8.1f} ms   (Cascade-CNN / MTCNN = {total / reference:.2f})")
-    from pipeline.parallel import available_cpus
+    from pipeline.fast.parallel import available_cpus
 
     if available_cpus() >= 2:  # the same, with a helper process taking a share of every stage
         cascade2, mtcnn2 = CascadeDetector(workers=2), MTCNNDetector(workers=2)

@@ -42,12 +42,12 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from pipeline.data_location import data_location  # noqa: E402
+from pipeline.data.location import data_location  # noqa: E402
 DATA = data_location()[0]  # the project's rule: FACECASCADE_DATA, else shared/data beside it
 
 
 def test_images() -> dict[str, np.ndarray]:
-    from pipeline.demo import sample_photo
+    from pipeline.cli.demo import sample_photo
 
     try:
         from skimage.data import astronaut
@@ -107,7 +107,7 @@ def matmul_gmacs(F: int, CKK: int, columns: int, repeats: int) -> float:
 
 
 def time_ours(image: np.ndarray, repeats: int, threads: int) -> dict[str, float]:
-    from pipeline.mtcnn import MTCNNDetector, Trace
+    from pipeline.detection.mtcnn import MTCNNDetector, Trace
 
     det = MTCNNDetector(workers=threads)
     result = {}
@@ -153,7 +153,7 @@ def reference_detector(threads: int):
 
 def worker(threads: int, repeats: int) -> None:
     """Time our detector on the test images (this process imports no torch); prints JSON."""
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     ours = MTCNNDetector(workers=threads)
     rows = []
@@ -179,7 +179,7 @@ def large_photo_worker() -> None:
     """Detect on a 6000 x 4000 photo and print the time and the process's peak memory."""
     import resource
 
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     image = next(iter(test_images().values()))
     big = np.asarray(Image.fromarray(image).resize((6000, 4000), Image.BILINEAR))
@@ -189,9 +189,9 @@ def large_photo_worker() -> None:
     faces = detector.detect(big)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
-    detector.parallel.close()  # the helper processes end, so that their peak is counted below
+    detector.close()  # the helper processes end, so that their peak is counted below
     helper = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"6000 x 4000 photo: {len(faces)} face(s) in {seconds:.1f} s on {detector.parallel.workers} workers, "
+    print(f"6000 x 4000 photo: {len(faces)} face(s) in {seconds:.1f} s on {detector.runner.workers} workers, "
           f"peak memory {peak:.0f} MB (image and nets alone: {before:.0f} MB), its largest helper process "
           f"{helper:.0f} MB (the pages shared with this process counted in both)")
 
@@ -200,7 +200,7 @@ def new_sizes_worker(threads: int, count: int = 11) -> None:
     """A folder of photos has many sizes, and every new size builds the resize weights of its
     pyramid and crops (cached after). Detect on the group photo resized to ``count`` new sizes,
     each once, then on the same photos again, and print both medians."""
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     image = Image.fromarray(list(test_images().values())[1])
     photos = [np.asarray(image.resize((image.width - 7 * i, image.height - 5 * i))) for i in range(1, count + 1)]

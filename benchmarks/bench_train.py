@@ -7,8 +7,8 @@
 A training step is what a training loop does per batch: forward pass, losses, backward pass and
 an SGD update (momentum 0.9, weight decay 5e-4), in float32 at batch 256 and 128, on 2 threads
 (``--threads``), BLAS on one thread (``slices_not_blas``), freed memory kept for the next step
-(``layers.memory.reuse_freed_memory``). ``ours`` runs it as the training loop
-does: two replicas of the net (``layers.replicas``), each through its half of the batch, one in
+(``pipeline.fast.memory.reuse_freed_memory``). ``ours`` runs it as the training loop
+does: two replicas of the net (``pipeline.fast.replicas``), each through its half of the batch, one in
 this process and one in a worker process, a core each; the losses on the whole batch. ``1 net`` runs the net itself, whose layers share out
 their own work over the threads (``layers.batch_chunks``). The learning rate is
 tiny (1e-7) so that the repeated steps on one batch leave the weights, and so the work, as they
@@ -60,9 +60,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from layers import (SGD, Conv2D, Linear, MaxPool2D, ReLU, Sequential, euclidean_loss,  # noqa: E402
                     softmax_cross_entropy)
 from layers.batch_chunks import slices_not_blas  # noqa: E402
-from layers.memory import reuse_freed_memory  # noqa: E402
+from pipeline.fast.memory import reuse_freed_memory  # noqa: E402
 from layers.modules import without_input_gradient  # noqa: E402
-from layers.replicas import Replicas  # noqa: E402
+from pipeline.fast.replicas import Replicas  # noqa: E402
 from layers.shapes import conv_output_size  # noqa: E402
 from nets import ONet, PNet, RNet  # noqa: E402
 
@@ -118,7 +118,7 @@ def make_batch(N, size, heads, rng):
 
 def our_step_fn(net, heads, x, labels, targets, optimizer, replicas=None):
     """One training step of our net: forward, losses, backward, SGD update; through
-    ``replicas`` (`layers.replicas.Replicas` of the net, as the training loop does) if given."""
+    ``replicas`` (`pipeline.fast.replicas.Replicas` of the net, as the training loop does) if given."""
     from contextlib import nullcontext
 
     from layers.modules import without_input_gradient

@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.data_location import data_dir  # noqa: E402
+from pipeline.data.location import data_dir  # noqa: E402
 
 
 def detectors(mtcnn_weights: str, cascade_weights: str | None) -> dict:
@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--cascade-weights", default=None)
     args = parser.parse_args()
 
-    from pipeline.images import load_image
-    from pipeline.wider import wider_split
+    from pipeline.data.images import load_image
+    from pipeline.data.wider import wider_split
 
     kit = data_dir(needs=("wider/wider_face_bbx_gt.txt",))
     images = [load_image(photo.path) for photo in wider_split(kit, "val")[: args.photos]]

@@ -17,7 +17,7 @@ preallocated outputs, or returns a partial result (a per-channel sum) for the ca
 
 How many threads: as many as BLAS may use (``threadpoolctl.threadpool_limits(2)`` gives two),
 or what ``set_threads`` says. Threads are used only from the main thread: a caller that
-already runs layers on several threads (the detector, ``pipeline/parallel.py``) gets plain
+already runs layers on several threads (the detector, ``pipeline/fast/parallel.py``) gets plain
 serial slices, so cores are never oversubscribed. ``set_threads(1)`` turns threading off.
 
 Kernels whose slices call BLAS (the convolution's matrix multiplies) pass ``blas=True``: while
@@ -131,7 +131,7 @@ def map_batch(fn, N: int, bytes_per_sample: int, chunk_bytes: int | None = None,
 @contextmanager
 def serial():
     """Inside the block, everything runs as on one core: every kernel runs its slices on the
-    calling thread, one after the other, and BLAS on one thread. `layers.replicas` computes
+    calling thread, one after the other, and BLAS on one thread. `pipeline.fast.replicas` computes
     one part of a batch so, while a worker process computes the other on the second core."""
     global _serial_blocks
     blas = _blas()

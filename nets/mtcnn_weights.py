@@ -31,7 +31,7 @@ NAMES = ("pnet", "rnet", "onet")
 @dataclass
 class MTCNNNets:
     """The three nets (in eval mode), their thresholds and the window conventions they were
-    trained with ("released" or "exact"; see `pipeline.mtcnn.MTCNNDetector`)."""
+    trained with ("released" or "exact"; see `pipeline.detection.mtcnn.MTCNNDetector`)."""
 
     pnet: PNet
     rnet: RNet

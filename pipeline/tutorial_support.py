@@ -113,7 +113,7 @@ def data_kit() -> Path:
     """The face data kit folder that the training tutorials use, found as the command line
     finds it (FACECASCADE_DATA, else shared/data beside the project's folder; README: Getting
     the data); a clear message if it is not there."""
-    from pipeline.data_location import MissingDataError, data_dir
+    from pipeline.data.location import MissingDataError, data_dir
 
     try:
         return data_dir(needs=("cuhk80/train.txt", "wider/wider_face_bbx_gt.txt"))

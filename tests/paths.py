@@ -1,5 +1,5 @@
 """Where the tests find data that is not part of the project: the face data kit, found by the
-project's one rule (`pipeline.data_location`: FACECASCADE_DATA, else shared/data beside the
+project's one rule (`pipeline.data.location`: FACECASCADE_DATA, else shared/data beside the
 checkout)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data_location import data_location
+from pipeline.data.location import data_location
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,4 +1,4 @@
-"""Tests for pipeline.align: the similarity fit, the bilinear warp and aligned face crops.
+"""Tests for pipeline.detection.align: the similarity fit, the bilinear warp and aligned face crops.
 
 The fit is checked against transforms we made ourselves and against plain linear least squares;
 the warp against hand-computed pixels and against its loop twin; the crops end to end: a face
@@ -17,10 +17,10 @@ from strategies import MAX_SIZE, seeds
 from tolerances import FAST_VS_NAIVE_F64, REFERENCE_F64, assert_close
 
 import pipeline
-from pipeline.align import (ARCFACE_TEMPLATE_112, alignment_matrix, apply_transform, box_matrix,
+from pipeline.detection.align import (ARCFACE_TEMPLATE_112, alignment_matrix, apply_transform, box_matrix,
                             extract_faces, face_template, save_crops, similarity_transform,
                             warp_affine, warp_affine_naive)
-from pipeline.trace import Face
+from pipeline.detection.trace import Face
 
 # The fit recovers a transform we made (or matches linear least squares) in float64. A 2 x 2 SVD
 # and a few sums over <= 7 points of size <= 100: errors of a few roundings of 1.1e-16 relative
@@ -294,7 +294,7 @@ def test_bad_arguments_are_refused(photo):
 
 @pytest.fixture(scope="module")
 def detector():
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     return MTCNNDetector(workers=1)
 
@@ -342,7 +342,7 @@ def test_face_in_a_rotated_photo_comes_out_upright(detector, astronaut, angle):
 
 
 def test_detect_crops_writes_one_png_per_face(tmp_path, astronaut):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
     out_dir = tmp_path / "out"

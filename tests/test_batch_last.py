@@ -1,4 +1,4 @@
-"""nets.batch_last: the detector's inference layout gives what net.forward gives.
+"""pipeline.fast.batch_last: the detector's inference layout gives what net.forward gives.
 
 Each kernel is checked against its plain-loop twin in layers/ (float64, so that only the order of
 the sums differs), and whole nets against net.forward, with random weights whose PReLU slopes
@@ -17,8 +17,8 @@ from layers.activations import prelu_forward_naive
 from layers.conv import conv_forward_naive
 from layers.pool import maxpool_forward_naive
 from nets import ONet, PNet, RNet
-import nets.batch_last as batch_last_module
-from nets.batch_last import (BatchLast, BatchLastCache, _fits_blocks, _pool_before_prelu, block_weights, conv_batch_last,
+import pipeline.fast.batch_last as batch_last_module
+from pipeline.fast.batch_last import (BatchLast, BatchLastCache, _fits_blocks, _pool_before_prelu, block_weights, conv_batch_last,
                               conv_pool2_batch_last, maxpool_batch_last, prelu_rows_)
 from nets.heads import MultiHeadNet
 from layers.modules import inference_mode

@@ -1,4 +1,4 @@
-"""Tests for pipeline.boxes: areas, overlaps, NMS, regression, squaring, crop windows."""
+"""Tests for pipeline.detection.boxes: areas, overlaps, NMS, regression, squaring, crop windows."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pipeline.boxes import (
+from pipeline.detection.boxes import (
     apply_regression,
     batched_nms,
     box_area,
@@ -198,7 +198,7 @@ def test_nms_properties(data, threshold, mode):
 @given(box_sets(max_size=40), thresholds, modes, st.integers(1, 9), st.booleans())
 def test_nms_in_blocks_equals_nms_naive(data, threshold, mode, block, tied):
     # blocks of 1 to 9 boxes, so that kept boxes suppress across many block boundaries
-    import pipeline.boxes as box_module
+    import pipeline.detection.boxes as box_module
 
     boxes, scores = data
     if tied:

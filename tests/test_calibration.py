@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.calibration import (NUM_PATTERNS, PATTERNS, SCALES, SHIFTS, calibrate, correct_boxes, mean_patterns,
+from pipeline.detection.calibration import (NUM_PATTERNS, PATTERNS, SCALES, SHIFTS, calibrate, correct_boxes, mean_patterns,
                                   mirrored_patterns, perturb_boxes)
 from tolerances import REFERENCE_F64
 

@@ -7,7 +7,7 @@ import pytest
 
 from nets import CalibNet12, CalibNet24, CalibNet48, Net12, Net24, Net48
 from nets.cascade_weights import CascadeNets
-from pipeline.cascade import SCAN_STRIDE, WINDOW, CascadeDetector, heatmap_windows, window_to_box
+from pipeline.detection.cascade import SCAN_STRIDE, WINDOW, CascadeDetector, heatmap_windows, window_to_box
 
 
 def random_nets(thresholds=(0.0, 0.0, 0.0)) -> CascadeNets:
@@ -102,7 +102,7 @@ def test_two_workers_find_what_one_finds_and_see_changed_settings(rng):
         (faces1, trace1), (faces2, trace2) = one.detect(image, trace=True), two.detect(image, trace=True)
         _same_detections(trace1, trace2)
         assert len(faces1) == len(faces2) > 0
-    assert two.parallel._helpers is not None  # the shares did run in a helper
+    assert two.runner.parallel._helpers is not None  # the shares did run in a helper
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -9,10 +9,10 @@ import pytest
 from nets import Net12, Net24
 from nets.cascade_weights import NET_CLASSES, load_net, round_to_storage, save_net, shipped_cascade, weights_path
 from nets.weights import WEIGHTS_DIR, WeightsError, read_npz
-from pipeline.boxes import pairwise_overlap
-from pipeline.cascade import CascadeDetector
-from pipeline.demo import sample_photo
-from pipeline.mtcnn import MTCNNDetector
+from pipeline.detection.boxes import pairwise_overlap
+from pipeline.detection.cascade import CascadeDetector
+from pipeline.cli.demo import sample_photo
+from pipeline.detection.mtcnn import MTCNNDetector
 
 
 def test_every_net_ships_with_float16_arrays_and_its_facts():

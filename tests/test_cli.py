@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline import __version__
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +103,10 @@ def test_detect_takes_thresholds_and_factor(tmp_path, astronaut, capsys):
     assert code == 0
     assert "0 faces" in capsys.readouterr().out  # O-Net's threshold is out of reach
     assert json.loads((out_dir / "astronaut.json").read_text()) == []
-    from pipeline.cli import make_detector
+    from pipeline.cli.main import make_detector
 
     det = make_detector("mtcnn", min_face_size=40, thresholds=[0.5, 0.6, 0.7], factor=0.6, workers=3)
-    assert (det.min_face_size, det.thresholds, det.factor, det.parallel.workers) == (40, (0.5, 0.6, 0.7), 0.6, 3)
+    assert (det.min_face_size, det.thresholds, det.factor, det.runner.workers) == (40, (0.5, 0.6, 0.7), 0.6, 3)
 
 
 def test_detect_on_one_worker_finds_what_the_default_finds(tmp_path, astronaut, capsys):
@@ -121,7 +121,7 @@ def test_detect_on_one_worker_finds_what_the_default_finds(tmp_path, astronaut, 
 
 
 def test_weights_option_names_what_is_wrong(tmp_path, capsys):
-    from pipeline.cli import make_detector
+    from pipeline.cli.main import make_detector
 
     with pytest.raises(ValueError, match="--weights scratch: for the cascade, the weights folder of a"):
         make_detector("cascade", "scratch")
@@ -140,7 +140,7 @@ def test_cascade_weights_folder_of_a_training_run(tmp_path):
     import shutil
 
     from nets.cascade_weights import WEIGHTS_DIR
-    from pipeline.cli import make_detector
+    from pipeline.cli.main import make_detector
 
     for path in WEIGHTS_DIR.glob("cascade_*.npz"):
         shutil.copy(path, tmp_path / path.name)
@@ -202,7 +202,7 @@ def test_train_mtcnn_quick_writes_pnet_weights(tmp_path):
 
     from nets import PNet
     from nets.weights import load_weights
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     data = require_data("cuhk80", "train.txt").parents[1]
     assert main(["train", "mtcnn", "--data", str(data), "--out", str(tmp_path), "--quick", "--stage", "pnet"]) == 0
@@ -224,8 +224,8 @@ def test_train_mtcnn_onet_stage_mines_with_the_earlier_nets_and_sets_its_operati
     from nets.mtcnn_weights import scratch_path
     from nets.weights import WEIGHTS_DIR, load_weights
     from nets import ONet
-    from pipeline.cli import main
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.cli.main import main
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     data = require_data("cuhk80", "train.txt").parents[1]
     (tmp_path / "weights").mkdir()
@@ -248,7 +248,7 @@ def test_train_mtcnn_onet_stage_mines_with_the_earlier_nets_and_sets_its_operati
 
 
 def test_train_refuses_an_unknown_stage(tmp_path, capsys):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     assert main(["train", "cascade", "--data", str(tmp_path), "--out", str(tmp_path), "--stage", "net99"]) == 2
     assert "net99" in capsys.readouterr().err
@@ -310,7 +310,7 @@ def test_evaluate_refuses_to_replace_an_evaluation(tmp_path, capsys):
 
 
 def test_ctrl_c_in_detect_keeps_what_was_done_and_prints_the_summary(tmp_path, monkeypatch, capsys):
-    import pipeline.cli as cli
+    import pipeline.cli.main as cli
 
     folder = tmp_path / "in"
     folder.mkdir()

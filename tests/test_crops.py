@@ -1,10 +1,10 @@
-"""Tests for pipeline.crops: cutting boxes out of an image and resizing them."""
+"""Tests for pipeline.detection.crops: cutting boxes out of an image and resizing them."""
 
 import numpy as np
 import pytest
 
-from pipeline.crops import crop_and_resize
-from pipeline.resize import resize_area
+from pipeline.detection.crops import crop_and_resize
+from pipeline.detection.resize import resize_area
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for pipeline.datasets: the list formats on small files, every kind of bad line, the box
+"""Tests for pipeline.data.datasets: the list formats on small files, every kind of bad line, the box
 conversions, and the fixed splits of the real data kit (skipped when it is absent)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from paths import require_data
 from PIL import Image
 
-from pipeline.datasets import (
+from pipeline.data.datasets import (
     DataError,
     cuhk_to_mtcnn,
     ellipse_to_box,

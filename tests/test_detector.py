@@ -11,9 +11,9 @@ from PIL import Image
 
 from nets import ONet, PNet, RNet, WeightsError, load_weights, pretrained_mtcnn, save_weights
 from pipeline import MTCNNDetector
-from pipeline.images import ImageError
-from pipeline.proposals import heatmap_to_boxes, pnet_maps, pnet_output_size
-from pipeline.strips import pnet_maps_in_strips
+from pipeline.data.images import ImageError
+from pipeline.detection.proposals import heatmap_to_boxes, pnet_maps, pnet_output_size
+from pipeline.fast.strips import pnet_maps_in_strips
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_two_workers_see_changed_settings_and_give_the_traces_of_one(astronaut):
         assert len(faces1) == len(faces2) == 1
         np.testing.assert_allclose(faces1[0].box, faces2[0].box, rtol=1e-5)
         np.testing.assert_allclose(faces1[0].landmarks, faces2[0].landmarks, rtol=1e-5)
-    assert two.parallel._helpers is not None  # the shares did run in a helper
+    assert two.runner.parallel._helpers is not None  # the shares did run in a helper
 
 
 def test_a_detector_that_has_detected_can_be_pickled(astronaut):
@@ -231,7 +231,7 @@ def test_a_detector_that_has_detected_can_be_pickled(astronaut):
 def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
     text = repr(detector)
     assert text == ("MTCNNDetector(min_face_size=20, thresholds=(0.6, 0.7, 0.7), factor=0.709, "
-                    f"workers={detector.parallel.workers}, weights=released)")
+                    f"workers={detector.runner.workers}, weights=released)")
     faces, trace = detector.detect(astronaut, trace=True)
     summary = repr(trace)
     assert summary.startswith("Trace of MTCNN on a 512 x 512 px image (W x H): ")
@@ -339,7 +339,7 @@ def test_a_6000_by_4000_photo_completes(detector, astronaut):
 
 
 def test_exact_windows_are_the_cells_divided_by_the_scale():
-    from pipeline.proposals import heatmap_to_boxes
+    from pipeline.detection.proposals import heatmap_to_boxes
 
     prob = np.zeros((4, 5), np.float32)
     prob[3, 2] = 0.9
@@ -351,8 +351,8 @@ def test_exact_windows_are_the_cells_divided_by_the_scale():
 
 
 def test_exact_conventions_still_find_the_face_with_the_released_nets():
-    from pipeline.boxes import iou
-    from pipeline.demo import sample_photo
+    from pipeline.detection.boxes import iou
+    from pipeline.cli.demo import sample_photo
 
     image = sample_photo()
     released = MTCNNDetector().detect(image)
@@ -369,9 +369,9 @@ def test_unknown_conventions_are_refused():
 
 
 def test_crop_and_score_in_chunks_equals_one_batch():
-    from pipeline.crops import crop_and_resize
-    from pipeline.parallel import crop_and_score
-    from pipeline.proposals import normalize
+    from pipeline.detection.crops import crop_and_resize
+    from pipeline.detection.runner import crop_and_score
+    from pipeline.detection.proposals import normalize
 
     rng = np.random.default_rng(3)
     image = rng.uniform(0, 255, (3, 60, 80)).astype(np.float32)
@@ -411,3 +411,45 @@ def test_detect_many_gives_one_result_per_image_in_order_and_goes_on_after_a_bad
     for k in (0, 3):
         assert [f.box.tolist() for f in results[k].faces] == [f.box.tolist() for f in alone]
     assert results[4].faces == [] and results[4].notes  # smaller than the smallest face: said so
+
+
+# ---------------------------------------------------------------- the runners: plain and fast
+
+
+def _same_faces(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.box, y.box, atol=1e-2)
+        np.testing.assert_allclose(x.score, y.score, atol=1e-4)
+        np.testing.assert_allclose(x.landmarks, y.landmarks, atol=1e-2)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: MTCNNDetector(**kw),
+                                  lambda **kw: __import__("pipeline").CascadeDetector(**kw)],
+                         ids=["mtcnn", "cascade"])
+def test_the_plain_runner_finds_the_faces_of_the_fast_one(make, astronaut):
+    """The plain runner (one step after the other, nets as they are) and the fast one (helpers,
+    batch-last layout, strips) do the same work: the same faces, to float32 rounding."""
+    fast, plain = make(workers=2), make(runner="plain")
+    assert plain.runner.workers == 1
+    faces = fast.detect(astronaut)
+    assert faces
+    _same_faces(plain.detect(astronaut), faces)
+
+
+@pytest.mark.parametrize("runner", ["fast", "plain"])
+def test_the_stages_run_outside_a_session_too(astronaut, runner):
+    """A student may call the stages one by one on `to_chw_float(image)`, without a session."""
+    from pipeline.data.images import to_chw_float
+    from pipeline.detection.trace import Trace
+
+    detector = MTCNNDetector(runner=runner, workers=2)
+    image_chw, trace = to_chw_float(astronaut), Trace(image=astronaut)
+    final, _ = detector.output(image_chw, detector.refine(image_chw, detector.propose(image_chw, trace), trace), trace)
+    expected = detector.detect(astronaut)
+    np.testing.assert_allclose(np.sort(final.scores)[::-1], [face.score for face in expected], atol=1e-6)
+
+
+def test_an_unknown_runner_is_refused():
+    with pytest.raises(ValueError, match="runner must be one of fast, plain; got 'quick'"):
+        MTCNNDetector(runner="quick")

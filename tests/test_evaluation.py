@@ -1,4 +1,4 @@
-"""Tests for pipeline.evaluation: greedy matching against a plain-Python twin, the ROC and AP maths
+"""Tests for pipeline.evaluation.evaluate: greedy matching against a plain-Python twin, the ROC and AP maths
 (hypothesis properties and hand-checked numbers), `evaluate` on a tiny fake data kit with a fake
 detector, `facecascade evaluate`, and (slow) the released MTCNN on the real data kit."""
 
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from paths import require_data
 from PIL import Image
 
-from pipeline.cli import main
-from pipeline.datasets import cuhk_to_mtcnn
-from pipeline.evaluation import (
+from pipeline.cli.main import main
+from pipeline.data.datasets import cuhk_to_mtcnn
+from pipeline.evaluation.evaluate import (
     average_precision,
     evaluate,
     format_summary,
@@ -28,7 +28,7 @@ from pipeline.evaluation import (
     roc_points,
     to_json,
 )
-from pipeline.trace import Face
+from pipeline.detection.trace import Face
 
 # ---------------------------------------------------------------- the rule, written out by hand
 
@@ -428,7 +428,7 @@ def test_cli_evaluate_and_train_need_data_and_say_so_alike(tmp_path, monkeypatch
 def test_cli_evaluate_refuses_unknown_weights_and_a_missing_cascade(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path), "--weights", "mine"]) == 1
     assert "--weights mine: not one of released, scratch, nor a folder" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "pipeline.cascade", None)  # as if the module did not exist
+    monkeypatch.setitem(sys.modules, "pipeline.detection.cascade", None)  # as if the module did not exist
     assert main(["evaluate", "--detector", "cascade", "--data", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert "the Cascade-CNN detector is not available yet" in capsys.readouterr().err
 
@@ -441,7 +441,7 @@ def test_released_mtcnn_on_the_data_kit(tmp_path):
     """The numbers of the independent check of the released MTCNN: val recall 0.995 (995 of 1,000),
     photos 0.977 (42 of 43), 2 false positives on the 177 held-out face-free photos (both gray)."""
     data = require_data("cuhk80", "val.txt").parents[1]
-    from pipeline.mtcnn import MTCNNDetector
+    from pipeline.detection.mtcnn import MTCNNDetector
 
     results = evaluate(MTCNNDetector(), data, tmp_path, name="mtcnn", progress=False)
     assert (results["val"]["images"], results["val"]["faces"], results["val"]["detected"]) == (1000, 1000, 995)

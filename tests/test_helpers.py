@@ -1,4 +1,4 @@
-"""The detector's helper processes (pipeline.helpers): shares run in other processes, see the
+"""The detector's helper processes (pipeline.fast.helpers): shares run in other processes, see the
 shared image, report errors, survive a killed helper, restart when their key changes, and end."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.helpers import Helpers, can_fork
-from pipeline.parallel import Parallel, join_shares, split_by_weight, split_evenly
+from pipeline.fast.helpers import Helpers, can_fork
+from pipeline.fast.parallel import Parallel, join_shares, split_by_weight, split_evenly
 
 from forked import run_forked
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.images: every input becomes (H, W, 3) uint8 RGB, or a clear ImageError."""
+"""Tests for pipeline.data.images: every input becomes (H, W, 3) uint8 RGB, or a clear ImageError."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.images import ImageError, list_images, load_image, to_chw_float
+from pipeline.data.images import ImageError, list_images, load_image, to_chw_float
 
 EXIF_ORIENTATION = 0x0112
 

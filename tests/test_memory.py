@@ -1,11 +1,11 @@
-"""reuse_freed_memory and settle_thresholds (layers/memory.py): the malloc settings they make and
+"""reuse_freed_memory and settle_thresholds (pipeline/fast/memory.py): the malloc settings they make and
 undo, and what they buy."""
 
 from __future__ import annotations
 
 import pytest
 
-from layers import memory
+from pipeline.fast import memory
 
 
 class FakeLibc:
@@ -41,7 +41,7 @@ def test_without_glibc_nothing_is_called(monkeypatch):
 
 
 def test_detection_settles_the_thresholds_where_training_leaves_them(monkeypatch):
-    from pipeline.parallel import Parallel
+    from pipeline.fast.parallel import Parallel
 
     fake = FakeLibc()
     monkeypatch.setattr(memory, "_libc", fake)
@@ -57,7 +57,7 @@ def test_detection_settles_the_thresholds_where_training_leaves_them(monkeypatch
 FAULTS_SCRIPT = """
 import json, resource
 import numpy as np
-from layers import memory
+from pipeline.fast import memory
 
 def faults_of_fresh_arrays():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline import MTCNNDetector
-from pipeline.boxes import pairwise_overlap
+from pipeline.detection.boxes import pairwise_overlap
 
 from .paths import FIXTURES, require_data
 

@@ -12,14 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline.boxes import apply_regression, pairwise_overlap
-from pipeline.multitask import (LANDMARK, NEGATIVE, PART, POSITIVE, mirror_boxes, mirror_landmarks)
-from pipeline.mtcnn import decode_landmarks
-from pipeline.mtcnn_samples import (PART_IOU, UNLABELLED, MTCNNSampleCounts, build_mtcnn_samples,
+from pipeline.detection.boxes import apply_regression, pairwise_overlap
+from pipeline.training.multitask import (LANDMARK, NEGATIVE, PART, POSITIVE, mirror_boxes, mirror_landmarks)
+from pipeline.detection.mtcnn import decode_landmarks
+from pipeline.training.mtcnn_samples import (PART_IOU, UNLABELLED, MTCNNSampleCounts, build_mtcnn_samples,
                                     cached_mtcnn_samples, describe_kinds, face_samples, inside, label_windows,
                                     landmark_targets, regression_targets, rotate_image, rotate_points,
                                     snap_to_pixels, windows_around)
-from pipeline.samples import NEGATIVE_IOU, POSITIVE_IOU
+from pipeline.training.samples import NEGATIVE_IOU, POSITIVE_IOU
 
 # Regression targets and their inverse are a handful of float64 operations on numbers below
 # ~200: they agree to ~1e-13 of the coordinates; 1e-9 leaves room and still catches any slip.
@@ -300,13 +300,13 @@ class _ProposingDetector:
     """Stands in for an MTCNNDetector whose stage 1 proposes fixed windows."""
 
     def __init__(self, windows):
-        from pipeline.trace import Boxes
+        from pipeline.detection.trace import Boxes
 
         self.found = Boxes(np.asarray(windows, np.float32), np.ones(len(windows), np.float32))
 
     @contextmanager
     def session(self, rgb):
-        from pipeline.images import to_chw_float
+        from pipeline.data.images import to_chw_float
 
         yield to_chw_float(rgb)
 
@@ -315,9 +315,9 @@ class _ProposingDetector:
 
 
 def test_mined_windows_are_labelled_by_iou_with_their_targets():
-    from pipeline.boxes import apply_regression
-    from pipeline.mtcnn_samples import MTCNNSampleCounts, mined_face_samples
-    from pipeline.multitask import NEGATIVE, PART, POSITIVE
+    from pipeline.detection.boxes import apply_regression
+    from pipeline.training.mtcnn_samples import MTCNNSampleCounts, mined_face_samples
+    from pipeline.training.multitask import NEGATIVE, PART, POSITIVE
 
     photo = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
     box = np.array([20.0, 20.0, 60.0, 60.0])

@@ -8,10 +8,10 @@ import pytest
 from nets import ONet, PNet, RNet, WeightsError, load_mtcnn, save_weights
 from nets.mtcnn_weights import RELEASED_THRESHOLDS, scratch_path
 from nets.weights import WEIGHTS_DIR
-from pipeline.boxes import iou
-from pipeline.demo import sample_photo
-from pipeline.evaluation import landmark_error
-from pipeline.mtcnn import MTCNNDetector
+from pipeline.detection.boxes import iou
+from pipeline.cli.demo import sample_photo
+from pipeline.evaluation.evaluate import landmark_error
+from pipeline.detection.mtcnn import MTCNNDetector
 
 
 def write_run(folder, thresholds=(0.1, 0.2, 0.3), operating=None):

@@ -11,10 +11,10 @@ import pytest
 from layers.gradcheck import assert_gradients_ok, check_gradients, check_module
 from layers.losses import softmax_cross_entropy_per_sample
 from nets import ONet, PNet, RNet
-from pipeline.multitask import (LANDMARK, LOSS_WEIGHTS, NEGATIVE, OHEM_KEEP, PART, POSITIVE, MultiTaskTask,
+from pipeline.training.multitask import (LANDMARK, LOSS_WEIGHTS, NEGATIVE, OHEM_KEEP, PART, POSITIVE, MultiTaskTask,
                                 flatten_heads, mirror_boxes, mirror_landmarks, multitask_loss,
                                 task_for_net)
-from pipeline.training import SampleSet, TrainConfig, Trainer, predict
+from pipeline.training.loop import SampleSet, TrainConfig, Trainer, predict
 from strategies import distinct_values
 from tolerances import REFERENCE_F64, assert_close
 
@@ -340,7 +340,7 @@ def test_multitask_training_resumes_exactly(tmp_path):
 def test_pnet_on_real_samples_lowers_each_loss_term(tmp_path):
     from paths import require_data
 
-    from pipeline.mtcnn_samples import MTCNNSampleCounts, build_mtcnn_samples
+    from pipeline.training.mtcnn_samples import MTCNNSampleCounts, build_mtcnn_samples
 
     data = require_data("cuhk80", "train.txt").parents[1]
     counts = MTCNNSampleCounts(positives_per_face=2, parts_per_face=2, landmarks_per_face=4, face_negatives_per_face=2,

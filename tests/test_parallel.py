@@ -7,7 +7,7 @@ import pytest
 from tolerances import FLOAT32_FORWARD, assert_close
 
 from pipeline import MTCNNDetector
-from pipeline.parallel import Parallel
+from pipeline.fast.parallel import Parallel
 
 from forked import run_forked
 

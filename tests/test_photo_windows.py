@@ -1,4 +1,4 @@
-"""Tests for pipeline.photo_windows (the window recipe on whole photos) and the two cascades'
+"""Tests for pipeline.training.photo_windows (the window recipe on whole photos) and the two cascades'
 samples made with it: every window is where its label says."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paths import require_data
 
-from pipeline.boxes import apply_regression, pairwise_overlap
-from pipeline.photo_windows import (MIN_WINDOW, NEGATIVE_IOU, PART_IOU, POSITIVE_IOU, PhotoCounts, around_faces,
+from pipeline.detection.boxes import apply_regression, pairwise_overlap
+from pipeline.training.photo_windows import (MIN_WINDOW, NEGATIVE_IOU, PART_IOU, POSITIVE_IOU, PhotoCounts, around_faces,
                                     inside, large_faces, max_overlap, near_negative_windows, random_negative_windows)
 
 
@@ -70,9 +70,9 @@ def test_large_faces_uses_the_shorter_side():
 def test_photo_samples_targets_give_the_face_back(tmp_path):
     """Positives and parts cut from a photo: applying their box targets to their window gives
     the face they were labelled with; negatives have no box target."""
-    from pipeline.multitask import NEGATIVE, PART, POSITIVE
-    from pipeline.mtcnn_samples import photo_samples
-    from pipeline.wider import WiderPhoto
+    from pipeline.training.multitask import NEGATIVE, PART, POSITIVE
+    from pipeline.training.mtcnn_samples import photo_samples
+    from pipeline.data.wider import WiderPhoto
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
@@ -91,11 +91,11 @@ def test_photo_samples_targets_give_the_face_back(tmp_path):
 def test_photo_samples_of_the_kit_match_their_labels():
     """On real WIDER photos: every positive's window overlaps its face with IoU > 0.65, every
     part's with 0.4..0.65 (checked by cutting the windows again from the targets)."""
-    from pipeline.images import load_image
-    from pipeline.multitask import PART, POSITIVE
-    from pipeline.mtcnn_samples import photo_samples
-    from pipeline.photo_windows import snap_to_pixels
-    from pipeline.wider import wider_split
+    from pipeline.data.images import load_image
+    from pipeline.training.multitask import PART, POSITIVE
+    from pipeline.training.mtcnn_samples import photo_samples
+    from pipeline.training.photo_windows import snap_to_pixels
+    from pipeline.data.wider import wider_split
 
     root = require_data("wider", "wider_face_bbx_gt.txt").parents[1]
     photo = wider_split(root, "train")[0]

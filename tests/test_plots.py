@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from nets import PNet
 from pipeline import plots
-from pipeline.mtcnn import MTCNNDetector
+from pipeline.detection.mtcnn import MTCNNDetector
 from pipeline.plots.common import plural
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,9 +1,9 @@
-"""Tests for pipeline.pyramid: the scales scanned by P-Net and the resized levels."""
+"""Tests for pipeline.detection.pyramid: the scales scanned by P-Net and the resized levels."""
 
 import numpy as np
 import pytest
 
-from pipeline.pyramid import (
+from pipeline.detection.pyramid import (
     DEFAULT_FACTOR,
     DEFAULT_MIN_FACE,
     PNET_WINDOW,
@@ -11,7 +11,7 @@ from pipeline.pyramid import (
     pyramid_scales,
     scaled_size,
 )
-from pipeline.resize import resize_area
+from pipeline.detection.resize import resize_area
 
 
 def test_vga_image_has_ten_scales():

@@ -1,4 +1,4 @@
-"""Replicas (layers/replicas.py): two halves of a batch through two copies of a net give the
+"""Replicas (pipeline/fast/replicas.py): two halves of a batch through two copies of a net give the
 net's own outputs and, summed, its own parameter gradients."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from layers import SGD, batch_chunks, softmax_cross_entropy
-from layers.replicas import Replicas, replicate
+from pipeline.fast.replicas import Replicas, replicate
 from nets import Net24, ONet, PNet, RNet
 from tolerances import EXACT, FAST_VS_NAIVE_F64, assert_close
 
@@ -168,7 +168,7 @@ def test_replica_workers_end_when_the_trainer_is_killed():
         "import sys, time, numpy as np\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
         "from layers import batch_chunks\n"
-        "from layers.replicas import Replicas\n"
+        "from pipeline.fast.replicas import Replicas\n"
         "from nets import PNet\n"
         "batch_chunks.set_threads(2)\n"
         "model = Replicas(PNet(rng=np.random.default_rng(0)))\n"

@@ -1,11 +1,11 @@
-"""Tests for pipeline.resize: area averaging as PyTorch's interpolate(mode="area")."""
+"""Tests for pipeline.detection.resize: area averaging as PyTorch's interpolate(mode="area")."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.resize import area_weights, resize_area, resize_area_naive
+from pipeline.detection.resize import area_weights, resize_area, resize_area_naive
 
 sizes = st.integers(1, 9)
 
@@ -67,7 +67,7 @@ def test_fast_equals_naive(height, width, out_h, out_w, channels):
 @given(sizes, sizes, sizes, sizes, st.integers(1, 5), st.integers(1, 5))
 def test_banded_multiply_equals_naive_for_any_band(height, width, out_h, out_w, row_band, col_band):
     # bands of 1 to 5 outputs on small images: every way a band can start, end and overlap
-    import pipeline.resize as resize
+    import pipeline.detection.resize as resize
 
     x = np.random.default_rng(height * 1000 + width * 100 + out_h * 10 + out_w).standard_normal((2, height, width))
     saved = resize.ROW_SPAN, resize.ROW_BAND_MAX, resize.COL_BAND, resize.DENSE_MAX_ENTRIES
@@ -83,8 +83,8 @@ def test_banded_multiply_equals_naive_for_any_band(height, width, out_h, out_w, 
 @given(st.integers(12, 400), st.integers(12, 400), st.floats(12, 60), st.integers(0, 2**16))
 def test_a_whole_pyramid_at_once_equals_each_level_alone(height, width, min_face, seed):
     """resize_area_pyramid runs the very multiplies of resize_area, in another order."""
-    from pipeline.pyramid import pyramid_scales, scaled_size
-    from pipeline.resize import resize_area_pyramid
+    from pipeline.detection.pyramid import pyramid_scales, scaled_size
+    from pipeline.detection.resize import resize_area_pyramid
 
     x = np.random.default_rng(seed).uniform(0, 255, (3, height, width)).astype(np.float32)
     sizes = [scaled_size(height, width, scale) for scale in pyramid_scales(height, width, min_face)]
@@ -95,7 +95,7 @@ def test_a_whole_pyramid_at_once_equals_each_level_alone(height, width, min_face
 
 
 def test_a_pyramid_checks_its_sizes_and_takes_numpy_numbers():
-    from pipeline.resize import resize_area_pyramid
+    from pipeline.detection.resize import resize_area_pyramid
 
     x = np.random.default_rng(0).uniform(0, 255, (3, 300, 400)).astype(np.float32)
     with pytest.raises(ValueError, match="h must be"):
@@ -141,7 +141,7 @@ def test_rejects_integer_images():
 @pytest.mark.parametrize("in_hw, out_hw", [((300, 97), (70, 65)), ((90, 130), (88, 129)), ((150, 240), (260, 300))])
 def test_large_outputs_use_the_banded_path_and_equal_naive(in_hw, out_hw):
     # large averaging matrices are multiplied band by band (pyramid levels); check it too
-    from pipeline.resize import DENSE_MAX_ENTRIES
+    from pipeline.detection.resize import DENSE_MAX_ENTRIES
 
     assert max(a * b for a, b in zip(in_hw, out_hw)) > DENSE_MAX_ENTRIES
     x = np.random.default_rng(0).uniform(0, 255, (2, *in_hw))

@@ -1,10 +1,10 @@
 """Mapping image boxes to feature-map cells (SPPNet's rule, He et al., ECCV 2014, Appendix A;
-see pipeline/roi.py)."""
+see pipeline/detection/roi.py)."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.roi import box_to_cells
+from pipeline.detection.roi import box_to_cells
 
 
 def test_worked_example_from_the_spec():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.boxes import pairwise_overlap
-from pipeline.samples import (NEGATIVE_IOU, POSITIVE_IOU, cut, face_window, jitter_windows, match_colour,
+from pipeline.detection.boxes import pairwise_overlap
+from pipeline.training.samples import (NEGATIVE_IOU, POSITIVE_IOU, cut, face_window, jitter_windows, match_colour,
                               random_windows, to_gray, windows_away_from)
 
 box_st = st.tuples(st.floats(0, 40), st.floats(0, 40), st.floats(12, 60), st.floats(0.7, 1.5)).map(

@@ -45,4 +45,4 @@ def test_no_file_points_outside_the_repository():
 
 def test_the_check_sees_the_source_files():
     names = {p.relative_to(ROOT).as_posix() for p in repository_text_files()}
-    assert {"pipeline/roi.py", "layers/gradcheck.py", "tutorials/03_inside_pnet.py", "README.md"} <= names
+    assert {"pipeline/detection/roi.py", "layers/gradcheck.py", "tutorials/03_inside_pnet.py", "README.md"} <= names

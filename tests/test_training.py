@@ -8,7 +8,7 @@ import pytest
 
 from layers import Linear
 from nets import Net12
-from pipeline.training import ClassifierTask, SampleSet, TrainConfig, Trainer, recall_threshold, to_input
+from pipeline.training.loop import ClassifierTask, SampleSet, TrainConfig, Trainer, recall_threshold, to_input
 
 
 def toy_samples(n=96, seed=0) -> SampleSet:
@@ -103,8 +103,8 @@ def test_to_input_normalizes_and_mirrors():
 def test_a_short_run_on_real_face_crops_lowers_the_loss(tmp_path):
     from paths import require_data
 
-    from pipeline.cascade_samples import SampleCounts, build_samples
-    from pipeline.train_cascade import task_for
+    from pipeline.training.cascade_samples import SampleCounts, build_samples
+    from pipeline.training.train_cascade import task_for
 
     data = require_data("cuhk80", "train.txt").parents[1]
     counts = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=20,
@@ -133,7 +133,7 @@ def test_a_calibration_task_draws_a_pooled_roc(tmp_path):
 
 
 def test_run_stages_skips_finished_stages_on_resume_and_refuses_unknown_ones(tmp_path):
-    from pipeline.training import run_stages
+    from pipeline.training.loop import run_stages
 
     (tmp_path / "a.npz").write_bytes(b"done")
     trained = []
@@ -198,7 +198,7 @@ def test_training_steps_are_identical_with_blas_on_one_thread():
 
 
 def test_budget_threshold_lets_at_most_the_share_through_even_with_ties():
-    from pipeline.training import budget_threshold, stage_threshold
+    from pipeline.training.loop import budget_threshold, stage_threshold
 
     scores = np.array([0.9, 0.8, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05], np.float32)
     for share in (0.0, 0.1, 0.2, 0.35, 0.5, 1.0):

@@ -1,5 +1,5 @@
-"""Tests for pipeline.wider (WIDER FACE as published, the fixed splits) and
-pipeline.data_location (one rule for where the kit is)."""
+"""Tests for pipeline.data.wider (WIDER FACE as published, the fixed splits) and
+pipeline.data.location (one rule for where the kit is)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from paths import require_data
 from PIL import Image
 
-from pipeline.data_location import MissingDataError, data_dir, data_location
-from pipeline.datasets import DataError
-from pipeline.wider import (BBX_GT, WILD_TO_DETECTOR, landmark_faces, read_wider, wider_boxes, wider_folder_photos,
+from pipeline.data.location import MissingDataError, data_dir, data_location
+from pipeline.data.datasets import DataError
+from pipeline.data.wider import (BBX_GT, WILD_TO_DETECTOR, landmark_faces, read_wider, wider_boxes, wider_folder_photos,
                             wider_split, wild_landmark_split)
 
 BBX = """0--Parade/a.jpg

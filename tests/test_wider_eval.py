@@ -1,4 +1,4 @@
-"""Tests for pipeline.wider_eval, the WIDER FACE benchmark's protocol: small cases worked by hand,
+"""Tests for pipeline.evaluation.wider_eval, the WIDER FACE benchmark's protocol: small cases worked by hand,
 then the official files of the kit and the released MTCNN's figures on the kit's split."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from paths import require_data
 
-from pipeline.wider_eval import (GroundTruth, match_photo, normalise_scores, overlaps_plus_one, photo_counts,
+from pipeline.evaluation.wider_eval import (GroundTruth, match_photo, normalise_scores, overlaps_plus_one, photo_counts,
                                  voc_ap, wider_ap)
 
 FACE_A = [10, 10, 49, 49]
@@ -92,8 +92,8 @@ def test_unknown_photos_are_named():
 
 def test_official_ground_truth_matches_the_bbx_gt_file():
     pytest.importorskip("scipy", reason="the .mat files are read with SciPy (the wider extra)")
-    from pipeline.wider import read_wider
-    from pipeline.wider_eval import read_ground_truth
+    from pipeline.data.wider import read_wider
+    from pipeline.evaluation.wider_eval import read_ground_truth
 
     root = require_data("wider", "ground_truth", "wider_face_val.mat").parents[1]
     gt = read_ground_truth(root / "ground_truth")
@@ -111,10 +111,10 @@ def test_official_ground_truth_matches_the_bbx_gt_file():
 def test_released_mtcnn_on_the_kits_split_gives_the_published_figures(tmp_path):
     """The figures the issue measured with the benchmark's own code: 0.817 / 0.785 / 0.532."""
     pytest.importorskip("scipy", reason="the .mat files are read with SciPy (the wider extra)")
-    from pipeline.images import load_image
-    from pipeline.mtcnn import MTCNNDetector
-    from pipeline.wider import wider_split
-    from pipeline.wider_eval import read_ground_truth
+    from pipeline.data.images import load_image
+    from pipeline.detection.mtcnn import MTCNNDetector
+    from pipeline.data.wider import wider_split
+    from pipeline.evaluation.wider_eval import read_ground_truth
 
     root = require_data("wider", "ground_truth", "wider_face_val.mat").parents[2]  # the kit
     detector = MTCNNDetector(min_face_size=20)

@@ -398,7 +398,7 @@ _tutorial.save(fig, OUT / "timing.png")
 # into (N, F, OH, OW), add the bias in another pass, and the next layers walk the maps with
 # short strides.
 #
-# `nets.batch_last` keeps the batch as the **last** axis, `x: (C, H, W, N)`. Three things get
+# `pipeline.fast.batch_last` keeps the batch as the **last** axis, `x: (C, H, W, N)`. Three things get
 # cheaper, with the very same arithmetic:
 #
 # * the window at kernel offset (p, q) of *every* crop is one slice `x[:, p:p+OH, q:q+OW, :]`,
@@ -410,7 +410,7 @@ _tutorial.save(fig, OUT / "timing.png")
 # One R-Net convolution, both ways, same numbers:
 
 # %%
-from nets.batch_last import BatchLast, conv_batch_last  # noqa: E402
+from pipeline.fast.batch_last import BatchLast, conv_batch_last  # noqa: E402
 from layers.modules import inference_mode  # noqa: E402
 
 crops = rng.uniform(-1, 1, (16 if QUICK else 256, 3, 24, 24)).astype(np.float32)
@@ -521,7 +521,7 @@ print(f"conv2 forward + backward on 128 samples: im2col {1000 * t_im2col:.2f} ms
 # * the columns are the 4x4 patches, one per *pooled* pixel: 16 numbers per channel where
 #   im2col copies 4 x 9 = 36 for the same four outputs;
 # * the weight matrix has 4F rows: row (u, v, f) is filter f placed at offset (u, v) inside
-#   the 4x4 patch, zeros elsewhere (`nets.batch_last.block_weights`);
+#   the 4x4 patch, zeros elsewhere (`pipeline.fast.batch_last.block_weights`);
 # * one multiply gives the four outputs of every block as four blocks of F rows, and the
 #   pooling is the maximum of those four blocks, element by element, over contiguous rows.
 #
@@ -529,7 +529,7 @@ print(f"conv2 forward + backward on 128 samples: im2col {1000 * t_im2col:.2f} ms
 # arithmetic. The placed weights of one filter, and the fused layer against the three steps:
 
 # %%
-from nets.batch_last import block_weights, conv_pool2_batch_last, maxpool_batch_last, prelu_rows_  # noqa: E402
+from pipeline.fast.batch_last import block_weights, conv_pool2_batch_last, maxpool_batch_last, prelu_rows_  # noqa: E402
 
 w_one = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
 print("block_weights of one 3x3 filter, one row per position (u, v) of the 2x2 block, as 4x4 patches:")

@@ -33,12 +33,12 @@ from matplotlib.patches import Rectangle
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import Conv2D, MaxPool2D, softmax
 from nets import pretrained_mtcnn
-from pipeline.images import to_chw_float
-from pipeline.mtcnn import MTCNNDetector
+from pipeline.data.images import to_chw_float
+from pipeline.detection.mtcnn import MTCNNDetector
 from pipeline.plots import feature_maps, plot_feature_maps, plot_filters, plot_receptive_fields
-from pipeline.proposals import normalize
-from pipeline.pyramid import scaled_size
-from pipeline.resize import resize_area
+from pipeline.detection.proposals import normalize
+from pipeline.detection.pyramid import scaled_size
+from pipeline.detection.resize import resize_area
 
 OUT = _tutorial.output_dir("03_inside_pnet")
 pnet, _, _ = pretrained_mtcnn()      # the released weights, in eval mode
@@ -71,7 +71,7 @@ print(pnet.summary())
 #
 # After the pool, every step of conv2 and conv3 moves 2 input pixels, so their 3x3 kernels add
 # 2 * 2 = 4 pixels each. Result: **receptive field 12, stride 2**, the numbers the detector uses
-# to turn output cells into boxes (`pipeline.proposals.CELL_SIZE` and `STRIDE`).
+# to turn output cells into boxes (`pipeline.detection.proposals.CELL_SIZE` and `STRIDE`).
 #
 # A third recurrence gives where the window of the first cell is centred. With padding p
 # (none in P-Net) and starting from c = 0.5, the centre of pixel 0, which covers [0, 1):

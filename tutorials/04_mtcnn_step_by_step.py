@@ -26,7 +26,7 @@
 # `det.propose`, `det.refine` and `det.output`, and look at what each one receives and returns.
 # A `Trace` records every intermediate result; `trace.counts()` tells how many boxes survive
 # each step. Boxes are always `(K, 4)` float arrays `x1, y1, x2, y2` in pixels of the original
-# image (0-based; width = x2 - x1; see `pipeline/boxes.py`). Image sizes are written W x H
+# image (0-based; width = x2 - x1; see `pipeline/detection/boxes.py`). Image sizes are written W x H
 # (width first); array shapes, as NumPy prints them, are (H, W, ...).
 #
 # Section 4.7 uses scikit-image's astronaut photo: `python -m pip install scikit-image` if you
@@ -41,12 +41,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
-from pipeline.boxes import apply_regression, iou, make_square, nms
-from pipeline.crops import crop_and_resize
-from pipeline.images import load_image, to_chw_float
-from pipeline.mtcnn import MTCNNDetector, Trace
+from pipeline.detection.boxes import apply_regression, iou, make_square, nms
+from pipeline.detection.crops import crop_and_resize
+from pipeline.data.images import load_image, to_chw_float
+from pipeline.detection.mtcnn import MTCNNDetector, Trace
 from pipeline.plots import plot_counts, plot_faces, plot_heatmaps, plot_nms, plot_pyramid, plot_stage, plot_stages
-from pipeline.pyramid import pyramid_scales, scaled_size
+from pipeline.detection.pyramid import pyramid_scales, scaled_size
 
 OUT = _tutorial.output_dir("04_mtcnn_step_by_step")
 
@@ -98,7 +98,7 @@ _tutorial.save(plot_heatmaps(trace), OUT / "heatmaps.png")
 # [2c, 2c + 12) x [2r, 2r + 12). Dividing by s maps it back to the photo. The released model's
 # decoder rounds the edges to whole pixels, `x1 = floor((2c + 1)/s) - 1`, `x2 = floor((2c + 12)/s)`
 # (likewise y), and its regression offsets were trained against those rounded boxes, so we keep
-# the rounding (`pipeline.proposals.heatmap_to_boxes`). Here is the arithmetic for the most
+# the rounding (`pipeline.detection.proposals.heatmap_to_boxes`). Here is the arithmetic for the most
 # confident cell of all levels:
 
 # %%
@@ -259,10 +259,10 @@ print("figures written to", OUT)
 # %%
 import threading
 
-from nets.batch_last import BatchLast
-from pipeline.proposals import normalize
-from pipeline.resize import resize_area
-from pipeline.strips import pnet_maps_in_strips
+from pipeline.fast.batch_last import BatchLast
+from pipeline.detection.proposals import normalize
+from pipeline.detection.resize import resize_area
+from pipeline.fast.strips import pnet_maps_in_strips
 
 small_level = normalize(resize_area(image_chw, 40, 40))   # (3, 40, 40)
 pnet_fast = BatchLast(det.pnet)                           # P-Net in the detector's layout
@@ -289,7 +289,7 @@ print(f"P-Net on a 40 x 40 level: {alone[0] * 1e3:.2f} ms alone, "
 
 # %% [markdown]
 # Each thread is slower than one alone, by more than the second core gives back. So the
-# detector's workers are *processes* (`pipeline/helpers.py`): forks of this one, made once, that
+# detector's workers are *processes* (`pipeline/fast/helpers.py`): forks of this one, made once, that
 # have their own interpreter lock. The image reaches them through memory the processes share;
 # the shares of work and their results, which are small, through pipes. On this project's
 # 2-core machine: 0.32 ms alone, 1.0 ms each in two threads, 0.34 ms each in two processes.
@@ -329,5 +329,5 @@ print(f"(this computer has {os.cpu_count()} CPUs; with one, two workers cannot b
 #    relative to its width: short and wide.
 # 6. **Border crops.** A box that hangs over the image border is clipped to the image, as the
 #    reference Python port does (the released MATLAB code zero-pads it instead; see
-#    `pipeline.boxes.crop_windows`). Find such a box in `trace.rnet_input` and look at its crop.
+#    `pipeline.detection.boxes.crop_windows`). Find such a box in `trace.rnet_input` and look at its crop.
 #    *Hint:* look for `x1 < 0` or `y2 > H`.

@@ -39,12 +39,12 @@ from matplotlib.patches import Rectangle
 
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import spp_bins, spp_forward
-from pipeline.crops import crop_and_resize
-from pipeline.images import to_chw_float
-from pipeline.mtcnn import MTCNNDetector, Trace
+from pipeline.detection.crops import crop_and_resize
+from pipeline.data.images import to_chw_float
+from pipeline.detection.mtcnn import MTCNNDetector, Trace
 from pipeline.plots import draw_boxes
-from pipeline.proposals import normalize
-from pipeline.roi import box_to_cells
+from pipeline.detection.proposals import normalize
+from pipeline.detection.roi import box_to_cells
 
 OUT = _tutorial.output_dir("05_sppnet")
 QUICK = _tutorial.QUICK
@@ -80,7 +80,7 @@ QUICK = _tutorial.QUICK
 # the window's centre. And the result is clamped to the map, since candidate boxes may hang
 # over the image border.
 #
-# The mapping lives in `pipeline.roi.box_to_cells`; here is its code, line for line the rule
+# The mapping lives in `pipeline.detection.roi.box_to_cells`; here is its code, line for line the rule
 # above:
 
 # %%
@@ -257,7 +257,7 @@ for shape in [(5, 7), (3, 3), (1, 1), (12, 20), (29, 29)]:
 # their PReLUs; 32 channels out, total stride 2, receptive field 12). Two ways:
 #
 # * **per candidate** (R-CNN, and MTCNN's own R-/O-Net stages): crop the box, resize it to a
-#   fixed 48 x 48 (`pipeline.crops.crop_and_resize`), run the trunk on the crop, SPP-pool its
+#   fixed 48 x 48 (`pipeline.detection.crops.crop_and_resize`), run the trunk on the crop, SPP-pool its
 #   output;
 # * **shared** (SPPNet): run the trunk once on the whole image, map each box onto the feature
 #   map with `box_to_cells`, SPP-pool that region.

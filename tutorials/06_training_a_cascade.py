@@ -37,23 +37,23 @@ from matplotlib.patches import Rectangle
 
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import SGD, softmax, softmax_cross_entropy
-from layers.replicas import Replicas
+from pipeline.fast.replicas import Replicas
 from nets import Net12
 from nets.cascade_weights import shipped_cascade
-from pipeline.boxes import iou
-from pipeline.calibration import PATTERNS, calibrate, perturb_boxes
-from pipeline.cascade import CascadeDetector
-from pipeline.cascade_samples import SampleCounts, build_samples, mined_negatives, mined_windows
-from pipeline.datasets import negative_split
-from pipeline.crops import crop_and_resize
-from pipeline.datasets import face_split
-from pipeline.images import load_image, to_chw_float
-from pipeline.photo_windows import NEGATIVE_IOU, max_overlap
+from pipeline.detection.boxes import iou
+from pipeline.detection.calibration import PATTERNS, calibrate, perturb_boxes
+from pipeline.detection.cascade import CascadeDetector
+from pipeline.training.cascade_samples import SampleCounts, build_samples, mined_negatives, mined_windows
+from pipeline.data.datasets import negative_split
+from pipeline.detection.crops import crop_and_resize
+from pipeline.data.datasets import face_split
+from pipeline.data.images import load_image, to_chw_float
+from pipeline.training.photo_windows import NEGATIVE_IOU, max_overlap
 from pipeline.plots import draw_window_groups, plot_counts, plot_roc, plot_stages, plot_training_curves
-from pipeline.samples import face_window
-from pipeline.train_cascade import NEGATIVE_BUDGET, task_for
-from pipeline.training import TrainConfig, Trainer, budget_threshold, predict, recall_threshold, to_input
-from pipeline.wider import wider_split
+from pipeline.training.samples import face_window
+from pipeline.training.train_cascade import NEGATIVE_BUDGET, task_for
+from pipeline.training.loop import TrainConfig, Trainer, budget_threshold, predict, recall_threshold, to_input
+from pipeline.data.wider import wider_split
 
 OUT = _tutorial.output_dir("06_training_a_cascade")
 QUICK = _tutorial.QUICK
@@ -65,7 +65,7 @@ DATA = _tutorial.data_kit()  # FACECASCADE_DATA, else shared/data beside the pro
 # A sample is a 12 x 12 RGB window and a label: 1 for a face, 0 for anything else. We make a few
 # thousand from the data kit: face windows moved a little (the detector's windows never sit
 # exactly on a face), and windows of face-free photos and of the face photos away from the face.
-# `build_samples` does it deterministically from a seed (`pipeline/cascade_samples.py`).
+# `build_samples` does it deterministically from a seed (`pipeline/training/cascade_samples.py`).
 
 # %%
 counts = SampleCounts(positives_per_face=2, face_negatives_per_face=1, negatives_per_photo=20,
@@ -125,7 +125,7 @@ for name, p in net.named_parameters():
 # %% [markdown]
 # ## 6.2 The training loop on real faces
 #
-# `pipeline.training.Trainer` repeats that step over shuffled mini-batches (half of them
+# `pipeline.training.loop.Trainer` repeats that step over shuffled mini-batches (half of them
 # mirrored), runs a validation pass after each epoch, writes a checkpoint and the training
 # curves. It is the same loop that `facecascade train cascade` runs for all six nets.
 
@@ -142,7 +142,7 @@ assert history["train loss"][-1] < history["train loss"][0]
 
 # %% [markdown]
 # On two cores the loop runs each batch as two halves, through two copies ("replicas") of the
-# net in two processes, as training on several GPUs does (`layers/replicas.py`). The loss
+# net in two processes, as training on several GPUs does (`pipeline/fast/replicas.py`). The loss
 # still sees the whole batch; the replicas' parameter gradients are added. That is exact
 # arithmetic, not an approximation: the loss is a mean over the batch, so its gradient is a sum
 # over the samples, and a sum over the batch is the sum over its two halves. Only the float32
@@ -199,7 +199,7 @@ _tutorial.save(fig, OUT / "threshold_roc.png")
 # blurred, small or half hidden, keeping 99% of them let a large share of all windows through,
 # and the next stage (and the detector's time) pays for every one. So `facecascade train`
 # turns the rule around and sets a *budget*: the threshold that lets at most 3% of the
-# validation non-faces through (the purple square, `pipeline.training.budget_threshold`), and
+# validation non-faces through (the purple square, `pipeline.training.loop.budget_threshold`), and
 # it reports the share of faces that keeps.
 
 # %% [markdown]
@@ -291,7 +291,7 @@ _tutorial.save(fig, OUT / "hard_negatives.png")
 # (hands, collars, hair, the crowd behind). On a WIDER FACE training photo, the windows the first
 # stage passes are labelled by their IoU with every labelled box: below 0.3 they are negatives
 # for the 24-net (red); those on a face (IoU >= 0.5 with a face, green) are not; the ones in
-# between are left out (`pipeline.cascade_samples.build_photo_samples` does this on every
+# between are left out (`pipeline.training.cascade_samples.build_photo_samples` does this on every
 # training photo).
 
 # %%
@@ -355,7 +355,7 @@ if len(boxes) < 2:
 #    accuracy change? *Hint:* `ClassifierTask(2, positive_class=1)`; with few faces, mirroring
 #    doubles what the net sees.
 # 3. **Colour.** Most face-free photos are grayscale. Build the samples with
-#    `pipeline.samples.match_colour(..., gray_share=0)` for the faces and check how many
+#    `pipeline.training.samples.match_colour(..., gray_share=0)` for the faces and check how many
 #    colour non-faces pass the 12-net. *Hint:* a net can learn that "colour means face".
 # 4. **A stricter first stage.** Use `CascadeDetector(thresholds=(0.5, ...))` on the photo of 6.6.
 #    How many windows reach the 24-net, and is the face still found? *Hint:* compare

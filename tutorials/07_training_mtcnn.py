@@ -40,21 +40,21 @@ from matplotlib.patches import Rectangle
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
 from layers import ohem_weights, softmax, softmax_cross_entropy_per_sample
 from nets import PNET_SIZE, PNet
-from pipeline.boxes import apply_regression, pairwise_overlap
-from pipeline.demo import sample_photo
-from pipeline.evaluation import match_detections
-from pipeline.images import load_image
-from pipeline.mtcnn import MTCNNDetector
-from pipeline.mtcnn_samples import (MTCNNRecipe, build_photo_samples, describe_kinds, inside, label_windows,
+from pipeline.detection.boxes import apply_regression, pairwise_overlap
+from pipeline.cli.demo import sample_photo
+from pipeline.evaluation.evaluate import match_detections
+from pipeline.data.images import load_image
+from pipeline.detection.mtcnn import MTCNNDetector
+from pipeline.training.mtcnn_samples import (MTCNNRecipe, build_photo_samples, describe_kinds, inside, label_windows,
                                     regression_targets, snap_to_pixels, windows_around)
-from pipeline.photo_windows import (PhotoCounts, around_faces, large_faces, near_negative_windows,
+from pipeline.training.photo_windows import (PhotoCounts, around_faces, large_faces, near_negative_windows,
                                     random_negative_windows)
-from pipeline.multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE, multitask_loss, task_for_net
+from pipeline.training.multitask import KIND_NAMES, LANDMARK, NEGATIVE, PART, POSITIVE, multitask_loss, task_for_net
 from pipeline.plots import draw_window_groups, plot_faces, plot_training_curves
-from pipeline.samples import cut
-from pipeline.train_mtcnn import RECIPES
-from pipeline.training import TrainConfig, Trainer
-from pipeline.wider import wider_split
+from pipeline.training.samples import cut
+from pipeline.training.train_mtcnn import RECIPES
+from pipeline.training.loop import TrainConfig, Trainer
+from pipeline.data.wider import wider_split
 
 OUT = _tutorial.output_dir("07_training_mtcnn")
 QUICK = _tutorial.QUICK
@@ -220,7 +220,7 @@ _tutorial.save(fig, OUT / "ohem.png")
 # The windows above were drawn about one face. The nets are trained on WIDER FACE photos
 # (crowds, meetings, sports, streets), where a window must learn what is *not* a face from
 # the same kind of photo: hands, hair, collars, the crowd behind. On one training photo, MTCNN's
-# recipe (`pipeline/photo_windows.py`) draws:
+# recipe (`pipeline/training/photo_windows.py`) draws:
 #
 # * random squares of every size whose IoU with *every* labelled box is below 0.3: negatives;
 # * squares next to each face, below 0.3 with every box too: negatives that touch a face;
@@ -365,7 +365,7 @@ _tutorial.save(fig, OUT / "crowd_scratch_vs_released.png")
 #    error on the validation positives (`history["val box error"]`) get worse? *Hint:* a part
 #    sample shows the box head half a face and where the rest of it is.
 # 3. **One task less.** Give the landmark term weight 0, `MultiTaskTask(alpha=(1, 0.5, 0))`
-#    (from `pipeline.multitask`). Does the face accuracy change? *Hint:* the paper argues that
+#    (from `pipeline.training.multitask`). Does the face accuracy change? *Hint:* the paper argues that
 #    the tasks help each other; with so few samples the difference may be within the noise, so
 #    try two seeds.
 # 4. **Thresholds.** Run `MTCNNDetector(weights="scratch", thresholds=(0.2, 0.5, 0.9))` on the

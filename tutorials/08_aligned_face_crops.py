@@ -23,7 +23,7 @@
 #    transform and read the photo there by bilinear interpolation.
 #
 # `pipeline.extract_faces(image, faces)` does both. Here we take it apart. Coordinates are
-# those of `pipeline/boxes.py`: x is the column, y the row, and pixel (r, c) covers the square
+# those of `pipeline/detection/boxes.py`: x is the column, y the row, and pixel (r, c) covers the square
 # [c, c+1) x [r, r+1), so its centre is at (c + 0.5, r + 0.5). A transform is a (2, 3) matrix
 # [A | t] that moves a point p = (x, y) to A p + t.
 
@@ -34,11 +34,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pipeline import tutorial_support as _tutorial  # figure folder, quick mode, data kit
-from pipeline.align import (ARCFACE_TEMPLATE_112, LANDMARK_NAMES, alignment_matrix, apply_transform,
+from pipeline.detection.align import (ARCFACE_TEMPLATE_112, LANDMARK_NAMES, alignment_matrix, apply_transform,
                             extract_faces, face_template, similarity_transform, warp_affine,
                             warp_affine_naive)
-from pipeline.demo import sample_photo
-from pipeline.mtcnn import MTCNNDetector
+from pipeline.cli.demo import sample_photo
+from pipeline.detection.mtcnn import MTCNNDetector
 from pipeline.plots import draw_boxes
 
 OUT = _tutorial.output_dir("08_aligned_face_crops")
@@ -291,7 +291,7 @@ print("figures written to", OUT)
 #    eye residuals zero, and where does the mouth end up? *Hint:* two points have four numbers,
 #    exactly as many as a similarity.
 # 3. **Shrinking too much.** Extract the Grace Hopper face at `size=24` and compare with
-#    shrinking the `size=112` crop by area averaging (`pipeline.resize.resize_area`). Which
+#    shrinking the `size=112` crop by area averaging (`pipeline.detection.resize.resize_area`). Which
 #    one flickers (aliases)? *Hint:* bilinear sampling reads only 4 pixels per output pixel; when
 #    one crop pixel spans 5 photo pixels most photo pixels are never read.
 # 4. **Fill and borders.** Make a face hang over the border: `turned[:, 230:]` cuts off the

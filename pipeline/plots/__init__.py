@@ -13,7 +13,7 @@ own figure.
     plot_nms(trace, save="out/nms.png")
 
 Images are drawn with ``extent=(0, W, H, 0)``, so that pixel (row r, col c) covers the unit
-square [c, c+1) x [r, r+1), exactly the box convention of `pipeline.boxes`: a box
+square [c, c+1) x [r, r+1), exactly the box convention of `pipeline.detection.boxes`: a box
 x1, y1, x2, y2 is drawn as the rectangle with corners (x1, y1) and (x2, y2), no half-pixel
 shift. Sizes are written W x H (width first, as images are usually described), in pixels
 ("px") for images and in cells for feature maps. Colours are the same everywhere: boxes that are kept in lime, rejected ones in red,

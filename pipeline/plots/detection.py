@@ -8,19 +8,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from ..images import to_chw_float
-from ..pyramid import scaled_size
-from ..resize import resize_area
+from pipeline.data.images import to_chw_float
+from pipeline.detection.pyramid import scaled_size
+from pipeline.detection.resize import resize_area
 from .common import (
     HEATMAP_CMAP, KEPT_COLOR, REJECTED_COLOR, STAGES, as_boxes, check_image, concat_boxes,
     figure_and_axes, finish, grid, plural, rows_in, show_image)
-from .images import draw_boxes
+from pipeline.plots.images import draw_boxes
 
 
 def plot_pyramid(trace, save=None):
     """The pyramid levels P-Net scanned, side by side, each at its own size in pixels.
 
-    trace: `pipeline.mtcnn.Trace` (uses trace.image (H, W, 3) uint8, trace.scales and, when
+    trace: `pipeline.detection.mtcnn.Trace` (uses trace.image (H, W, 3) uint8, trace.scales and, when
     recorded, the detector's minimum face size). Each level is trace.image resized by area
     averaging to ``scaled_size(H, W, scale)``, as the detector does, and drawn at one pixel per
     pixel on a shared canvas (so level k is really 0.709^k of level 0), with P-Net's 12 x 12
@@ -91,7 +91,7 @@ def _draw_heatmap(ax, prob: np.ndarray, level: int, scale: float, threshold: flo
 def plot_heatmaps(trace, save=None, max_levels=None, threshold=None):
     """P-Net's face probability map of each pyramid level, one panel per level.
 
-    trace: `pipeline.mtcnn.Trace`; trace.prob_maps[i] is (OH, OW) float in 0..1, cell (r, c)
+    trace: `pipeline.detection.mtcnn.Trace`; trace.prob_maps[i] is (OH, OW) float in 0..1, cell (r, c)
     = the 12 x 12 level window at (2c, 2r). All panels share the colour scale 0..1 and one
     colourbar; titles give the scale, the map size (W x H cells) and the number of cells >=
     threshold: by default the stage-1 threshold the detector used (trace.thresholds[0]), so
@@ -128,7 +128,7 @@ def _image_panel(ax, image, boxes, scores=None, landmarks=None, title="", color=
 def plot_nms(trace, save=None):
     """P-Net's candidates before and after the two rounds of non-maximum suppression.
 
-    trace: `pipeline.mtcnn.Trace` (boxes are (N, 4) x1, y1, x2, y2 pixels of trace.image).
+    trace: `pipeline.detection.mtcnn.Trace` (boxes are (N, 4) x1, y1, x2, y2 pixels of trace.image).
     Three panels: all candidates of all levels (trace.level_candidates), after NMS within
     each level (trace.level_after_nms), after NMS across levels (trace.pnet_after_nms, the
     boxes before regression). Each panel has one Rectangle per box; titles give the counts.
@@ -174,7 +174,7 @@ def _stage_boxes(trace, stage: str):
 def passed_mask(trace, stage: str, threshold=None) -> np.ndarray:
     """Which boxes entering a stage passed its threshold.
 
-    trace: `pipeline.mtcnn.Trace`; stage: "rnet" or "onet"; threshold: None to read the
+    trace: `pipeline.detection.mtcnn.Trace`; stage: "rnet" or "onet"; threshold: None to read the
     answer from the trace (``trace.<stage>_passed_mask``, recorded by the detector with the
     threshold it used), or a probability to split by score > threshold instead.
     Returns (N,) bool over ``trace.<stage>_input``. A trace without the recorded mask (from a
@@ -193,7 +193,7 @@ def passed_mask(trace, stage: str, threshold=None) -> np.ndarray:
 def plot_stage(trace, stage, save=None, threshold=None):
     """One refinement stage: which boxes it kept, and what it returned.
 
-    trace: `pipeline.mtcnn.Trace`; stage: "rnet" or "onet". Left panel: the boxes entering the
+    trace: `pipeline.detection.mtcnn.Trace`; stage: "rnet" or "onet". Left panel: the boxes entering the
     stage (trace.rnet_input / trace.onet_input, (N, 4) pixels), kept ones (those that passed
     the stage's threshold) in lime with their scores and rejected ones in red; threshold: None
     (default) takes "passed" from trace.<stage>_passed, a number splits by score > threshold
@@ -242,7 +242,7 @@ def strongest_level(trace) -> int:
 def plot_stages(trace, save=None, threshold=None, level=None):
     """Overview of the whole cascade in a 2 x 2 figure, for the README and demos.
 
-    trace: `pipeline.mtcnn.Trace`. Panels: the stage-1 face map of one pyramid level, by
+    trace: `pipeline.detection.mtcnn.Trace`. Panels: the stage-1 face map of one pyramid level, by
     default the level with the strongest response (`strongest_level`), where a face lights
     up, or the level given as ``level``; its title counts the cells >= threshold (default:
     the stage-1 threshold the detector used, trace.thresholds[0]). Then the stage-1 boxes
@@ -280,7 +280,7 @@ def plot_stages(trace, save=None, threshold=None, level=None):
 def plot_counts(trace, save=None, ax=None):
     """How many boxes are left after each step: a horizontal bar per row of trace.counts().
 
-    trace: `pipeline.mtcnn.Trace`. One bar (a Rectangle patch) per step, first step on top,
+    trace: `pipeline.detection.mtcnn.Trace`. One bar (a Rectangle patch) per step, first step on top,
     each labelled with its count. Returns the Figure.
     """
     steps = trace.counts()

@@ -89,7 +89,7 @@ def plot_boxes(image, boxes, scores=None, landmarks=None, save=None, ax=None, ti
 def plot_faces(image, faces, save=None, ax=None, title=None):
     """The image with the detected faces: box, score and five landmarks each.
 
-    image: (H, W, 3) uint8 RGB; faces: list of `pipeline.mtcnn.Face` (box (4,) x1, y1, x2, y2
+    image: (H, W, 3) uint8 RGB; faces: list of `pipeline.detection.mtcnn.Face` (box (4,) x1, y1, x2, y2
     pixels, score float, landmarks (5, 2) (x, y) pixels), as returned by
     ``MTCNNDetector().detect(image)``; title: default "N faces". Returns the Figure.
     """
@@ -127,7 +127,7 @@ def draw_number_grid(ax, values, title="", colors=None, fontsize=11):
 
     values: (rows, cols) numbers; colors: optional rows x cols face colours (default white).
     Returns ax. Cell (r, c) is the unit square [c, c+1) x [r, r+1), so boxes drawn over it
-    use the same coordinates as `pipeline.boxes`.
+    use the same coordinates as `pipeline.detection.boxes`.
     """
     values = np.asarray(values)
     if values.ndim != 2:

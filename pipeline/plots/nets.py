@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..images import to_chw_float
-from ..proposals import normalize
-from .common import HEATMAP_CMAP, finish, grid
+from pipeline.data.images import to_chw_float
+from pipeline.detection.proposals import normalize
+from pipeline.plots.common import HEATMAP_CMAP, finish, grid
 
 
 def plot_filters(w, save=None, title=None):
@@ -42,7 +42,7 @@ def feature_maps(net, x, layer):
     net: a `nets.MultiHeadNet` (its ``trunk`` is run) or a `layers.Sequential`; put it in eval
     mode first (``net.eval()``) so that dropout is off. x: either an image crop (H, W, 3)
     uint8 RGB, e.g. ``image[40:200, 150:300]``, which is normalized here as the MTCNN nets
-    expect, (pixel - 127.5) / 128 (`pipeline.proposals.normalize`); or a net input
+    expect, (pixel - 127.5) / 128 (`pipeline.detection.proposals.normalize`); or a net input
     (1, C, H, W) float, already normalized. layer: a trunk layer name such as "conv1",
     "pool1", "prelu3" (see ``net.trunk.children``).
     Runs the trunk's layers in order up to and including ``layer`` (each layer keeps its cache,

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .common import METRIC_WORDS, figure_and_axes, finish
+from pipeline.plots.common import METRIC_WORDS, figure_and_axes, finish
 
 
 def _is_metric(name: str) -> bool:
