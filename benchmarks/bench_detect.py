@@ -85,8 +85,8 @@ def stage_work(det, trace) -> dict[str, tuple[int, tuple[int, int, int]]]:
     from bench_train import layer_macs
 
     inputs = {"propose (P-Net)": (det.pnet, [tuple(size) for size in trace.level_sizes]),
-              "refine (R-Net)": (det.rnet, [24] * len(trace.rnet_input)),
-              "output (O-Net)": (det.onet, [48] * len(trace.onet_input))}
+              "refine (R-Net)": (det.rnet, [24] * len(trace.stage2_input)),
+              "output (O-Net)": (det.onet, [48] * len(trace.stage3_input))}
     work = {}
     for stage, (net, sizes) in inputs.items():
         total, gemm = 0, (0, 0, 0)

@@ -43,7 +43,7 @@ def detectors(mtcnn_weights: str, cascade_weights: str | None) -> dict:
 def windows_passed(trace) -> tuple[int, int]:
     """(windows that stage 2 looks at, windows that stage 3 looks at) in one detection; the
     Cascade-CNN fills the same Trace fields (named after MTCNN's stages)."""
-    return len(trace.rnet_input), len(trace.onet_input)
+    return len(trace.stage2_input), len(trace.stage3_input)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def test_every_stage_runs_and_the_trace_records_it(rng):
     assert sum(len(b) for b in trace.level_candidates) == sum(p.size for p in trace.prob_maps)
     counts = dict(trace.counts())
     assert counts["24-net passed threshold"] == counts["24-net input"]
-    assert len(faces) == len(trace.onet_output) > 0
+    assert len(faces) == len(trace.stage3_output) > 0
     scores = [f.score for f in faces]
     assert scores == sorted(scores, reverse=True)
     for face in faces:
@@ -57,7 +57,7 @@ def test_every_stage_runs_and_the_trace_records_it(rng):
 def test_nothing_passes_a_threshold_of_one(rng):
     image = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     faces, trace = CascadeDetector(nets=random_nets((1.0, 1.0, 1.0)), workers=1).detect(image, trace=True)
-    assert faces == [] and len(trace.pnet_output) == 0
+    assert faces == [] and len(trace.stage1_output) == 0
 
 
 def test_an_image_smaller_than_the_window_gives_no_faces():
@@ -87,8 +87,8 @@ def _same_detections(trace1, trace2):
     for a, b in zip(trace1.prob_maps, trace2.prob_maps):
         np.testing.assert_array_equal(a, b)
     assert trace1.counts() == trace2.counts()
-    np.testing.assert_allclose(trace1.onet_output.boxes, trace2.onet_output.boxes, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(trace1.onet_output.scores, trace2.onet_output.scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(trace1.stage3_output.boxes, trace2.stage3_output.boxes, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(trace1.stage3_output.scores, trace2.stage3_output.scores, rtol=1e-4, atol=1e-6)
 
 
 def test_two_workers_find_what_one_finds_and_see_changed_settings(rng):

@@ -57,9 +57,9 @@ def test_trace_records_every_stage(detector, astronaut):
     assert counts[-1] == len(faces)
     # each NMS and threshold can only remove boxes
     assert counts[0] >= counts[1] >= counts[2]
-    assert trace.rnet_input.boxes.shape[1] == 4 and len(trace.rnet_input) == len(trace.rnet_input.scores)
-    assert len(trace.rnet_passed) >= len(trace.rnet_after_nms) == len(trace.rnet_output)
-    assert len(trace.onet_passed) >= len(trace.onet_output)
+    assert trace.stage2_input.boxes.shape[1] == 4 and len(trace.stage2_input) == len(trace.stage2_input.scores)
+    assert len(trace.stage2_passed) >= len(trace.stage2_after_nms) == len(trace.stage2_output)
+    assert len(trace.stage3_passed) >= len(trace.stage3_output)
     assert trace.landmarks.shape == (len(faces), 5, 2)
 
 
@@ -86,7 +86,7 @@ def test_min_face_larger_than_the_image_is_reported(detector):
 def test_blank_image_gives_no_faces(detector):
     faces, trace = detector.detect(np.full((120, 160, 3), 128, np.uint8), trace=True)
     assert faces == []
-    assert len(trace.onet_output) == 0
+    assert len(trace.stage3_output) == 0
 
 
 def test_grayscale_and_rgba_inputs(detector, astronaut):
@@ -207,7 +207,7 @@ def test_two_workers_see_changed_settings_and_give_the_traces_of_one(astronaut):
         (faces1, trace1), (faces2, trace2) = one.detect(image, trace=True), two.detect(image, trace=True)
         stage1 = [(a, b) for name in ("level_candidates", "level_after_nms")
                   for a, b in zip(getattr(trace1, name), getattr(trace2, name))]
-        for a, b in stage1 + [(trace1.pnet_output, trace2.pnet_output)]:
+        for a, b in stage1 + [(trace1.stage1_output, trace2.stage1_output)]:
             np.testing.assert_array_equal(a.boxes, b.boxes)
             np.testing.assert_array_equal(a.scores, b.scores)
         assert len(faces1) == len(faces2) == 1
@@ -240,14 +240,14 @@ def test_print_detector_and_trace_is_a_short_summary(detector, astronaut):
     assert len(summary) < 1000  # counts, not arrays
     for step, count in trace.counts():
         assert step in summary
-    assert repr(trace.onet_output).startswith("Boxes(1 box, scores ")
+    assert repr(trace.stage3_output).startswith("Boxes(1 box, scores ")
 
 
 def test_trace_records_thresholds_and_which_boxes_passed(astronaut):
     det = MTCNNDetector(thresholds=(0.5, 0.8, 0.75))
     _, trace = det.detect(astronaut, trace=True)
     assert trace.thresholds == (0.5, 0.8, 0.75)
-    for stage, threshold in (("rnet", 0.8), ("onet", 0.75)):
+    for stage, threshold in (("stage2", 0.8), ("stage3", 0.75)):
         entering, mask = getattr(trace, f"{stage}_input"), getattr(trace, f"{stage}_passed_mask")
         assert mask.dtype == bool and mask.shape == (len(entering),)
         np.testing.assert_array_equal(mask, entering.scores > threshold)

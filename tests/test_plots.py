@@ -176,7 +176,7 @@ def test_plot_nms_panels_match_the_box_counts(which, request):
     trace = trace[2] if isinstance(trace, tuple) else trace
     fig = plots.plot_nms(trace)
     expected = [sum(len(b) for b in trace.level_candidates),
-                sum(len(b) for b in trace.level_after_nms), len(trace.pnet_after_nms)]
+                sum(len(b) for b in trace.level_after_nms), len(trace.stage1_after_nms)]
     assert [len(rectangles(ax)) for ax in fig.axes] == expected
     for ax, n in zip(fig.axes, expected):
         assert f"{n} boxes" in ax.get_title()
@@ -185,9 +185,9 @@ def test_plot_nms_panels_match_the_box_counts(which, request):
 @pytest.mark.parametrize("stage", ["rnet", "onet"])
 def test_plot_stage_splits_kept_and_rejected(astronaut, stage):
     _, _, trace = astronaut
-    entering = getattr(trace, f"{stage}_input")
-    passed = getattr(trace, f"{stage}_passed")
-    output = getattr(trace, f"{stage}_output")
+    entering = getattr(trace, f"stage{2 if stage == 'rnet' else 3}_input")
+    passed = getattr(trace, f"stage{2 if stage == 'rnet' else 3}_passed")
+    output = getattr(trace, f"stage{2 if stage == 'rnet' else 3}_output")
     left, right = plots.plot_stage(trace, stage).axes
     assert len(rectangles(left, plots.KEPT_COLOR)) == len(passed)
     assert len(rectangles(left, plots.REJECTED_COLOR)) == len(entering) - len(passed)
@@ -204,7 +204,7 @@ def test_threshold_split_agrees_with_the_trace(astronaut, stage):
     np.testing.assert_array_equal(plots.passed_mask(trace, stage, threshold=0.7),
                                   plots.passed_mask(trace, stage))
     left = plots.plot_stage(trace, stage, threshold=0.7).axes[0]
-    assert len(rectangles(left, plots.KEPT_COLOR)) == len(getattr(trace, f"{stage}_passed"))
+    assert len(rectangles(left, plots.KEPT_COLOR)) == len(getattr(trace, f"stage{2 if stage == 'rnet' else 3}_passed"))
     assert "score > 0.7" in left.get_title()
 
 
@@ -256,10 +256,10 @@ def test_plot_stages_overview(astronaut):
     strongest = plots.strongest_level(trace)
     assert heat.images[0].get_array().shape == trace.prob_maps[strongest].shape
     assert len(rectangles(heat)) == 0
-    assert len(rectangles(pnet)) == len(trace.pnet_after_nms)
-    assert len(rectangles(rnet)) == len(trace.rnet_output)
-    assert len(rectangles(onet)) == len(trace.onet_output)
-    assert scatter_points(onet) == 5 * len(trace.onet_output)
+    assert len(rectangles(pnet)) == len(trace.stage1_after_nms)
+    assert len(rectangles(rnet)) == len(trace.stage2_output)
+    assert len(rectangles(onet)) == len(trace.stage3_output)
+    assert scatter_points(onet) == 5 * len(trace.stage3_output)
 
 
 def test_plot_stages_shows_the_strongest_level_or_the_one_asked_for(astronaut):
@@ -290,18 +290,18 @@ def test_heatmap_counts_use_the_thresholds_the_detector_used(astronaut):
 
 def test_passed_mask_is_read_from_the_trace(astronaut):
     _, _, trace = astronaut
-    recorded = trace.rnet_passed_mask
+    recorded = trace.stage2_passed_mask
     assert recorded is not None
     np.testing.assert_array_equal(plots.passed_mask(trace, "rnet"), recorded)
     # the plot follows the recorded mask, not the coordinates of the boxes
     changed = copy.copy(trace)
-    changed.rnet_passed_mask = ~recorded
+    changed.stage2_passed_mask = ~recorded
     np.testing.assert_array_equal(plots.passed_mask(changed, "rnet"), ~recorded)
     left = plots.plot_stage(changed, "rnet").axes[0]
     assert len(rectangles(left, plots.KEPT_COLOR)) == int((~recorded).sum())
     assert "passed threshold 0.7" in plots.plot_stage(trace, "rnet").axes[0].get_title()
     # a trace without the mask (another detector) falls back to matching the passed boxes
-    changed.rnet_passed_mask = None
+    changed.stage2_passed_mask = None
     np.testing.assert_array_equal(plots.passed_mask(changed, "rnet"), recorded)
 
 

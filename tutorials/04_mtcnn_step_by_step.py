@@ -172,11 +172,11 @@ assert np.allclose(make_square(regressed), [[97, 98, 147, 148]])
 # %%
 start = time.perf_counter()
 refined = det.refine(image_chw, candidates, trace)
-print(f"stage 2 took {time.perf_counter() - start:.2f} s: {len(trace.rnet_input)} crops in, "
-      f"{len(trace.rnet_passed)} passed, {len(refined)} after NMS")
+print(f"stage 2 took {time.perf_counter() - start:.2f} s: {len(trace.stage2_input)} crops in, "
+      f"{len(trace.stage2_passed)} passed, {len(refined)} after NMS")
 
 crops, kept = crop_and_resize(image_chw, candidates.boxes, 24)   # (K, 3, 24, 24): what R-Net saw
-rnet_scores = trace.rnet_input.scores                             # one per kept crop, same order
+rnet_scores = trace.stage2_input.scores                             # one per kept crop, same order
 order = np.argsort(-rnet_scores)
 show = np.concatenate([order[:8], order[-8:]])
 fig = Figure(layout="constrained", figsize=(12, 3.6))
@@ -200,8 +200,8 @@ _tutorial.save(plot_stage(trace, "rnet"), OUT / "rnet.png")
 # %%
 start = time.perf_counter()
 final, landmarks = det.output(image_chw, refined, trace)
-print(f"stage 3 took {time.perf_counter() - start:.2f} s: {len(trace.onet_input)} crops in, "
-      f"{len(trace.onet_passed)} passed, {len(final)} face(s)")
+print(f"stage 3 took {time.perf_counter() - start:.2f} s: {len(trace.stage3_input)} crops in, "
+      f"{len(trace.stage3_passed)} passed, {len(final)} face(s)")
 names = ["left eye", "right eye", "nose", "left mouth corner", "right mouth corner"]
 for box, score, points in zip(final.boxes, final.scores, landmarks):
     print(f"face {np.round(box, 1)}  p(face) = {score:.4f}")
@@ -218,9 +218,9 @@ _tutorial.save(plot_stage(trace, "onet"), OUT / "onet.png")
 print(f"{'step':34s} boxes")
 for step, count in trace.counts():
     print(f"{step:34s} {count:5d}")
-n_rnet, n_rnet_passed = len(trace.rnet_input), len(trace.rnet_passed)
+n_rnet, n_rnet_passed = len(trace.stage2_input), len(trace.stage2_passed)
 print(f"{sum(len(b) for b in trace.level_candidates)} windows passed P-Net; R-Net kept {n_rnet_passed} of its "
-      f"{n_rnet} crops ({100 * n_rnet_passed / max(n_rnet, 1):.0f}%); O-Net saw {len(trace.onet_input)}.")
+      f"{n_rnet} crops ({100 * n_rnet_passed / max(n_rnet, 1):.0f}%); O-Net saw {len(trace.stage3_input)}.")
 _tutorial.save(plot_counts(trace), OUT / "counts.png")
 
 # %% [markdown]
@@ -317,7 +317,7 @@ print(f"(this computer has {os.cpu_count()} CPUs; with one, two workers cannot b
 # 2. **Smallest face.** Try `min_face_size=40` and `80`. How many pyramid levels are left, and
 #    how does stage 1's time change? *Hint:* the first scale is 12 / min_face_size, and the
 #    largest level costs the most (it has the most pixels).
-# 3. **NMS threshold.** Run `nms` on `trace.pnet_after_nms` (boxes and scores) with thresholds
+# 3. **NMS threshold.** Run `nms` on `trace.stage1_after_nms` (boxes and scores) with thresholds
 #    0.3, 0.5 and 0.9 and count the survivors. *Hint:* a smaller threshold suppresses more.
 # 4. **Mirror test.** Detect faces on `image[:, ::-1]` and map the boxes back with
 #    `x -> W - x` (swap x1 and x2). Do you get the same face? Which landmarks swap names?
@@ -329,5 +329,5 @@ print(f"(this computer has {os.cpu_count()} CPUs; with one, two workers cannot b
 #    relative to its width: short and wide.
 # 6. **Border crops.** A box that hangs over the image border is clipped to the image, as the
 #    reference Python port does (the released MATLAB code zero-pads it instead; see
-#    `pipeline.detection.boxes.crop_windows`). Find such a box in `trace.rnet_input` and look at its crop.
+#    `pipeline.detection.boxes.crop_windows`). Find such a box in `trace.stage2_input` and look at its crop.
 #    *Hint:* look for `x1 < 0` or `y2 > H`.

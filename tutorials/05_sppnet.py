@@ -252,7 +252,7 @@ for shape in [(5, 7), (3, 3), (1, 1), (12, 20), (29, 29)]:
 # ## 5.3 Once per image against once per candidate, on a real photo
 #
 # Now a realistic test. We run the MTCNN detector on the astronaut photo and take the square
-# candidate boxes P-Net proposes (`trace.pnet_output`). For every candidate we want a feature
+# candidate boxes P-Net proposes (`trace.stage1_output`). For every candidate we want a feature
 # vector from P-Net's convolutional **trunk** (`net.trunk`: conv1, pool1, conv2, conv3, with
 # their PReLUs; 32 channels out, total stride 2, receptive field 12). Two ways:
 #
@@ -271,7 +271,7 @@ for shape in [(5, 7), (3, 3), (1, 1), (12, 20), (29, 29)]:
 image = _tutorial.astronaut()                          # (512, 512, 3) uint8 RGB
 detector = MTCNNDetector()
 faces, trace = detector.detect(image, trace=True)
-candidates = trace.pnet_output.boxes                   # (K, 4) x1, y1, x2, y2, image pixels
+candidates = trace.stage1_output.boxes                   # (K, 4) x1, y1, x2, y2, image pixels
 trunk = detector.pnet.trunk
 image_chw = to_chw_float(image)                        # (3, 512, 512) float32, 0..255
 x_image = normalize(image_chw)[None]                   # (1, 3, 512, 512), as the nets expect
@@ -432,12 +432,12 @@ fig = Figure(layout="constrained", figsize=(14, 4.6))
 ax_img, ax_map, ax_time = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.15]})
 ax_img.imshow(image, extent=(0, image.shape[1], image.shape[0], 0))
 draw_boxes(ax_img, candidates, linewidth=0.7)
-ax_img.set_title(f"{len(candidates)} P-Net candidates (trace.pnet_output)", fontsize=10)
+ax_img.set_title(f"{len(candidates)} P-Net candidates (trace.stage1_output)", fontsize=10)
 ax_img.axis("off")
 
 fmap = conv_shared()
 channel = int(np.argmax(fmap[0].std(axis=(1, 2))))  # the most varied channel, for contrast
-some = np.argsort(-trace.pnet_output.scores)[:6]    # the six best-scored candidates
+some = np.argsort(-trace.stage1_output.scores)[:6]    # the six best-scored candidates
 ax_map.imshow(fmap[0, channel], cmap="viridis", interpolation="nearest")
 for left, top, right, bottom in box_to_cells(candidates[some], PNET_STRIDE, PNET_OFFSET, *fmap.shape[2:]):
     ax_map.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,

@@ -142,7 +142,7 @@ class CascadeDetector:
             mine = keep[levels[keep] == k]
             trace.level_after_nms.append(Boxes(boxes[mine], scores[mine]))
         out = Boxes(boxes[keep], scores[keep])
-        trace.pnet_after_nms = trace.pnet_output = out
+        trace.stage1_after_nms = trace.stage1_output = out
         return out, levels[keep]
 
     def _logits(self, net_name: str, image_chw, boxes):
@@ -170,15 +170,15 @@ class CascadeDetector:
     def refine(self, image_chw: np.ndarray, candidates: Boxes, levels, trace: Trace):
         """Stage 2: 24-net on 24x24 crops, 24-cal, NMS within each level."""
         boxes, probs, levels, _ = self._score("net24", image_chw, candidates, levels)
-        trace.rnet_input = Boxes(boxes, probs)
+        trace.stage2_input = Boxes(boxes, probs)
         passed = probs >= self.thresholds[1]
-        trace.rnet_passed_mask = passed
+        trace.stage2_passed_mask = passed
         boxes, probs, levels = boxes[passed], probs[passed], levels[passed]
-        trace.rnet_passed = Boxes(boxes, probs)
+        trace.stage2_passed = Boxes(boxes, probs)
         boxes, probs, levels = self._calibrate("cal24", image_chw, boxes, probs, levels)
         keep = batched_nms(boxes, probs, levels, NMS_WITHIN_LEVEL)
         out = Boxes(boxes[keep], probs[keep])
-        trace.rnet_after_nms = trace.rnet_output = out
+        trace.stage2_after_nms = trace.stage2_output = out
         return out, levels[keep]
 
     def output(self, image_chw: np.ndarray, candidates: Boxes, levels, trace: Trace) -> Boxes:
@@ -190,16 +190,16 @@ class CascadeDetector:
         faces at 0.1 false positives per face-free photo than the 48-net's probability alone
         (95.4% against 94.1%)."""
         boxes, probs, levels, before = self._score("net48", image_chw, candidates, levels)
-        trace.onet_input = Boxes(boxes, probs)
+        trace.stage3_input = Boxes(boxes, probs)
         score = (probs * before).astype(np.float32)
         passed = (probs >= self.thresholds[2]) & (score >= self.final_threshold)
-        trace.onet_passed_mask = passed
+        trace.stage3_passed_mask = passed
         boxes, score, levels = boxes[passed], score[passed], levels[passed]
-        trace.onet_passed = Boxes(boxes, score)
+        trace.stage3_passed = Boxes(boxes, score)
         keep = nms(boxes, score, NMS_GLOBAL)
         boxes, score, levels = self._calibrate("cal48", image_chw, boxes[keep], score[keep], levels[keep])
         out = Boxes(window_to_box(boxes, self.nets.aspect), score)
-        trace.onet_output = out
+        trace.stage3_output = out
         return out
 
     # ------------------------------------------------------------------ public API

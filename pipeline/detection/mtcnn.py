@@ -146,14 +146,14 @@ class MTCNNDetector:
         boxes, scores, offsets = (np.concatenate(a) for a in (boxes, scores, offsets))
         keep = self._nms(boxes, scores, NMS_ACROSS_LEVELS)
         boxes, scores, offsets = boxes[keep], scores[keep], offsets[keep]
-        trace.pnet_after_nms = Boxes(boxes, scores)
+        trace.stage1_after_nms = Boxes(boxes, scores)
         # The released decoder measures P-Net windows one pixel short (MATLAB's x2 - x1 on
         # inclusive coordinates); its offsets were fitted that way, so we scale them the same.
         short = 0 if self.exact else 1
         width, height = boxes[:, 2] - boxes[:, 0] - short, boxes[:, 3] - boxes[:, 1] - short
         regressed = apply_regression(boxes, offsets, widths=width, heights=height)
         out = Boxes(make_square(regressed).astype(np.float32), scores)
-        trace.pnet_output = out
+        trace.stage1_output = out
         return out
 
     def _score_crops(self, net_name: str, image_chw, candidates: Boxes, size: int):
@@ -167,27 +167,27 @@ class MTCNNDetector:
     def refine(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace) -> Boxes:
         """Stage 2: R-Net on 24x24 crops. Returns square boxes for O-Net."""
         boxes, probs, out = self._score_crops("rnet", image_chw, candidates, RNET_SIZE)
-        trace.rnet_input = Boxes(boxes, probs)
+        trace.stage2_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[1]
-        trace.rnet_passed_mask = passed
+        trace.stage2_passed_mask = passed
         boxes, probs = boxes[passed], probs[passed]
         offsets = out["box"][passed] if out else np.zeros((0, 4), np.float32)
-        trace.rnet_passed = Boxes(boxes, probs)
+        trace.stage2_passed = Boxes(boxes, probs)
         keep = self._nms(boxes, probs, NMS_RNET)
         boxes, probs, offsets = boxes[keep], probs[keep], offsets[keep]
-        trace.rnet_after_nms = Boxes(boxes, probs)
+        trace.stage2_after_nms = Boxes(boxes, probs)
         result = Boxes(make_square(apply_regression(boxes, offsets)).astype(np.float32), probs)
-        trace.rnet_output = result
+        trace.stage2_output = result
         return result
 
     def output(self, image_chw: np.ndarray, candidates: Boxes, trace: Trace):
         """Stage 3: O-Net on 48x48 crops. Returns final Boxes and landmarks (K, 5, 2)."""
         boxes, probs, out = self._score_crops("onet", image_chw, candidates, ONET_SIZE)
-        trace.onet_input = Boxes(boxes, probs)
+        trace.stage3_input = Boxes(boxes, probs)
         passed = probs > self.thresholds[2]
-        trace.onet_passed_mask = passed
+        trace.stage3_passed_mask = passed
         boxes, probs = boxes[passed], probs[passed]
-        trace.onet_passed = Boxes(boxes, probs)
+        trace.stage3_passed = Boxes(boxes, probs)
         if not len(boxes):
             return Boxes.empty(), np.zeros((0, 5, 2), np.float32)
         offsets, points = out["box"][passed], out["landmarks"][passed]
@@ -195,7 +195,7 @@ class MTCNNDetector:
         boxes = apply_regression(boxes, offsets).astype(np.float32)
         keep = nms(boxes, probs, NMS_ONET_MIN, mode="min")
         result = Boxes(boxes[keep], probs[keep])
-        trace.onet_output, trace.landmarks = result, landmarks[keep]
+        trace.stage3_output, trace.landmarks = result, landmarks[keep]
         return result, landmarks[keep]
 
     # ------------------------------------------------------------------ public API

@@ -71,15 +71,15 @@ class Trace:
     prob_maps: list = field(default_factory=list)
     level_candidates: list = field(default_factory=list)
     level_after_nms: list = field(default_factory=list)
-    pnet_after_nms: Boxes = field(default_factory=Boxes.empty)
-    pnet_output: Boxes = field(default_factory=Boxes.empty)
-    rnet_input: Boxes = field(default_factory=Boxes.empty)
-    rnet_passed: Boxes = field(default_factory=Boxes.empty)
-    rnet_after_nms: Boxes = field(default_factory=Boxes.empty)
-    rnet_output: Boxes = field(default_factory=Boxes.empty)
-    onet_input: Boxes = field(default_factory=Boxes.empty)
-    onet_passed: Boxes = field(default_factory=Boxes.empty)
-    onet_output: Boxes = field(default_factory=Boxes.empty)
+    stage1_after_nms: Boxes = field(default_factory=Boxes.empty)
+    stage1_output: Boxes = field(default_factory=Boxes.empty)
+    stage2_input: Boxes = field(default_factory=Boxes.empty)
+    stage2_passed: Boxes = field(default_factory=Boxes.empty)
+    stage2_after_nms: Boxes = field(default_factory=Boxes.empty)
+    stage2_output: Boxes = field(default_factory=Boxes.empty)
+    stage3_input: Boxes = field(default_factory=Boxes.empty)
+    stage3_passed: Boxes = field(default_factory=Boxes.empty)
+    stage3_output: Boxes = field(default_factory=Boxes.empty)
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
     # Which cascade made the trace: the stage fields above are its stages 1, 2 and 3, under
     # these names (Cascade-CNN fills them with its 12-, 24- and 48-net stages), crop sizes in px.
@@ -89,8 +89,8 @@ class Trace:
     # The thresholds of stages 1, 2, 3 the detector used (empty if it did not say), and which
     # boxes entering stages 2 and 3 passed (None if the detector did not record it).
     thresholds: tuple = ()
-    rnet_passed_mask: np.ndarray | None = None
-    onet_passed_mask: np.ndarray | None = None
+    stage2_passed_mask: np.ndarray | None = None
+    stage3_passed_mask: np.ndarray | None = None
     notes: list = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -110,11 +110,11 @@ class Trace:
         return [
             (f"{first} candidates (all levels)", sum(len(b) for b in self.level_candidates)),
             ("after NMS within each level", sum(len(b) for b in self.level_after_nms)),
-            ("after NMS across levels" if self.detector == "MTCNN" else "stage 1 output", len(self.pnet_after_nms)),
-            (f"{second} input", len(self.rnet_input)),
-            (f"{second} passed threshold", len(self.rnet_passed)),
-            (f"after {second} NMS", len(self.rnet_after_nms)),
-            (f"{third} input", len(self.onet_input)),
-            (f"{third} passed threshold", len(self.onet_passed)),
-            (last, len(self.onet_output)),
+            ("after NMS across levels" if self.detector == "MTCNN" else "stage 1 output", len(self.stage1_after_nms)),
+            (f"{second} input", len(self.stage2_input)),
+            (f"{second} passed threshold", len(self.stage2_passed)),
+            (f"after {second} NMS", len(self.stage2_after_nms)),
+            (f"{third} input", len(self.stage3_input)),
+            (f"{third} passed threshold", len(self.stage3_passed)),
+            (last, len(self.stage3_output)),
         ]

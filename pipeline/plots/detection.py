@@ -130,7 +130,7 @@ def plot_nms(trace, save=None):
 
     trace: `pipeline.detection.mtcnn.Trace` (boxes are (N, 4) x1, y1, x2, y2 pixels of trace.image).
     Three panels: all candidates of all levels (trace.level_candidates), after NMS within
-    each level (trace.level_after_nms), after NMS across levels (trace.pnet_after_nms, the
+    each level (trace.level_after_nms), after NMS across levels (trace.stage1_after_nms, the
     boxes before regression). Each panel has one Rectangle per box; titles give the counts.
     Returns the Figure.
     """
@@ -147,7 +147,7 @@ def plot_nms(trace, save=None):
             draw_boxes(ax, as_boxes(boxes.boxes), color=palette(k / max(levels - 1, 1)), label_scores=False,
                        linewidth=0.8)
         ax.set_title(f"{name}: {len(concat_boxes(per_level))} boxes", fontsize=10)
-    across = as_boxes(trace.pnet_after_nms.boxes)
+    across = as_boxes(trace.stage1_after_nms.boxes)
     within = len(concat_boxes(trace.level_after_nms))
     title = f"after NMS across levels: {len(across)} boxes"
     if len(across) == within:
@@ -163,28 +163,34 @@ def plot_nms(trace, save=None):
     return finish(fig, save)
 
 
-def _stage_boxes(trace, stage: str):
-    """(input Boxes, passed Boxes, output Boxes) of stage "rnet" or "onet"."""
+def _trace_field(stage: str) -> str:
+    """The Trace fields' prefix of stage "rnet" or "onet": "stage2" or "stage3"."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {sorted(STAGES)}; got {stage!r}")
-    return (getattr(trace, f"{stage}_input"), getattr(trace, f"{stage}_passed"),
-            getattr(trace, f"{stage}_output"))
+    return f"stage{list(STAGES).index(stage) + 2}"
+
+
+def _stage_boxes(trace, stage: str):
+    """(input Boxes, passed Boxes, output Boxes) of stage "rnet" or "onet"."""
+    field = _trace_field(stage)
+    return (getattr(trace, f"{field}_input"), getattr(trace, f"{field}_passed"),
+            getattr(trace, f"{field}_output"))
 
 
 def passed_mask(trace, stage: str, threshold=None) -> np.ndarray:
     """Which boxes entering a stage passed its threshold.
 
     trace: `pipeline.detection.mtcnn.Trace`; stage: "rnet" or "onet"; threshold: None to read the
-    answer from the trace (``trace.<stage>_passed_mask``, recorded by the detector with the
-    threshold it used), or a probability to split by score > threshold instead.
-    Returns (N,) bool over ``trace.<stage>_input``. A trace without the recorded mask (from a
-    detector that does not record it) falls back to looking up each input box among
-    ``trace.<stage>_passed``.
+    answer from the trace (``trace.stage2_passed_mask`` for R-Net, ``stage3`` for O-Net, recorded
+    by the detector with the threshold it used), or a probability to split by score > threshold
+    instead. Returns (N,) bool over the stage's ``_input`` boxes. A trace without the recorded
+    mask (from a detector that does not record it) falls back to looking up each input box
+    among the stage's ``_passed`` boxes.
     """
     entering, passed, _ = _stage_boxes(trace, stage)
     if threshold is not None:
         return np.asarray(entering.scores, dtype=np.float64) > threshold
-    recorded = getattr(trace, f"{stage}_passed_mask", None)
+    recorded = getattr(trace, f"{_trace_field(stage)}_passed_mask", None)
     if recorded is not None and len(recorded) == len(entering):
         return np.asarray(recorded, dtype=bool)
     return rows_in(as_boxes(entering.boxes), as_boxes(passed.boxes))
@@ -194,11 +200,11 @@ def plot_stage(trace, stage, save=None, threshold=None):
     """One refinement stage: which boxes it kept, and what it returned.
 
     trace: `pipeline.detection.mtcnn.Trace`; stage: "rnet" or "onet". Left panel: the boxes entering the
-    stage (trace.rnet_input / trace.onet_input, (N, 4) pixels), kept ones (those that passed
+    stage (trace.stage2_input / trace.stage3_input, (N, 4) pixels), kept ones (those that passed
     the stage's threshold) in lime with their scores and rejected ones in red; threshold: None
     (default) takes "passed" from trace.<stage>_passed, a number splits by score > threshold
     (0.7 is the detector's default; see `passed_mask`). Right panel: the stage's output
-    (trace.rnet_output: after NMS, regressed and squared for O-Net; trace.onet_output: the
+    (trace.stage2_output: after NMS, regressed and squared for O-Net; trace.stage3_output: the
     final faces, with trace.landmarks (K, 5, 2)). One Rectangle per box in each panel; scores
     are written on the lime boxes, best first, leaving out labels that would cover one
     already written (see `draw_boxes`). Returns the Figure.
@@ -266,13 +272,13 @@ def plot_stages(trace, save=None, threshold=None, level=None):
     else:
         heat.set_axis_off()
         heat.set_title(f"1. {first}: no pyramid levels", fontsize=10)
-    _image_panel(pnet, image, as_boxes(trace.pnet_after_nms.boxes),
-                 title=f"2. {first} after NMS: {len(trace.pnet_after_nms)} boxes", linewidth=0.8)
-    _image_panel(rnet, image, as_boxes(trace.rnet_output.boxes), trace.rnet_output.scores,
-                 title=f"3. {second} output: {len(trace.rnet_output)} boxes", label_scores=False,
+    _image_panel(pnet, image, as_boxes(trace.stage1_after_nms.boxes),
+                 title=f"2. {first} after NMS: {len(trace.stage1_after_nms)} boxes", linewidth=0.8)
+    _image_panel(rnet, image, as_boxes(trace.stage2_output.boxes), trace.stage2_output.scores,
+                 title=f"3. {second} output: {len(trace.stage2_output)} boxes", label_scores=False,
                  linewidth=1.0)
-    _image_panel(onet, image, as_boxes(trace.onet_output.boxes), trace.onet_output.scores,
-                 trace.landmarks, title=f"4. {third} output: {plural(len(trace.onet_output), 'face')}")
+    _image_panel(onet, image, as_boxes(trace.stage3_output.boxes), trace.stage3_output.scores,
+                 trace.landmarks, title=f"4. {third} output: {plural(len(trace.stage3_output), 'face')}")
     fig.suptitle(f"{trace.detector}: proposals, refinement, output")
     return finish(fig, save)
 
