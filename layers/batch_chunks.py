@@ -34,9 +34,8 @@ from contextlib import contextmanager, nullcontext
 
 CHUNK_BYTES = 1 << 20  # bytes of all arrays a kernel touches per slice: well inside a 2 MB L2
 MIN_PARALLEL_BYTES = 1 << 23  # below this, thread hand-off costs more than it saves:
-# measured on 2 cores with BLAS on one thread (`slices_not_blas`), training steps at batch 256
-# took P-Net 9.1 ms and the Cascade 12-net 7.9-8.5 ms with 8 MB here, against 10.5 and 9.5-10.1
-# ms with 0.5 MB; R-Net and O-Net did not change beyond the noise, the 24-net lost about 5%.
+# P-Net's and the 12-net's steps ran about 15% faster with 8 MB here than with 0.5 MB, the
+# others within the noise (benchmarks/README.md).
 
 _threads: int | None = None  # None: as many as BLAS may use, at most the CPUs we may run on
 _pool: ThreadPoolExecutor | None = None
@@ -150,9 +149,8 @@ def slices_not_blas(threads: int | None = None):
     slices. The training loop runs in it.
 
     Why: a BLAS call on two threads leaves OpenBLAS's second thread spinning on a core for a
-    while after it returns, where the next layer's slices want to run. Measured on two cores,
-    training steps at batch 256 went from 14.8-16.0 to 10.4-11.0 ms (P-Net), 91-101 to 89-94 ms
-    (R-Net) and 548-609 to 485-517 ms (O-Net). The numbers computed are the same: the slices
+    while after it returns, where the next layer's slices want to run: P-Net's training step
+    ran about 30% faster inside, O-Net's 10-15% (benchmarks/README.md). The numbers computed are the same: the slices
     are those of the same thread count, and a matrix product does not depend on BLAS's threads.
     """
     count = threads if threads is not None else get_threads()

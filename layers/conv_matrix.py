@@ -22,8 +22,8 @@ the last step reading dM through the same positions that built M.
 
 `use_matrix` decides: no padding, the map at most `MAX_MAP_PER_KERNEL` times the kernel's area
 (so that M wastes at most that factor on zeros) and M at most `MAX_ENTRIES` numbers (built
-afresh from w at each pass). Measured on P-Net's training step at batch 128 (one core):
-conv2 forward 0.35 -> 0.17 ms and backward 1.03 -> 0.29 ms, the whole step 4.96 -> 3.83 ms.
+afresh from w at each pass). On P-Net's training step it halves conv2's forward and cuts its
+backward by more than two thirds (benchmarks/README.md).
 Same numbers as im2col up to float32 rounding (the sums run in another order);
 tests/test_conv.py checks both paths against the naive loops.
 """

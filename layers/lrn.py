@@ -59,8 +59,8 @@ def _window_sum(a, size, axis):
     A window sum along an axis of length L is a multiply by the (L, L) band of ones
     `ones_band`: out[i] = sum_j band[i, j] * a[j], band[i, j] = 1 where |i - j| <= half. One
     matrix multiply reads the array once, where adding ``size`` shifted slices went over it
-    ``size`` times, in short rows: on the 48-net's (60, 64, 21, 21) maps the two sums of the
-    spatial window took 2.6 ms that way, 21.8 ms by slices. The sums run in another order than
+    ``size`` times, in short rows: on the 48-net's maps about 8x faster (benchmarks/README.md).
+    The sums run in another order than
     one after the other, so the result differs by float rounding; the naive LRN below is the
     definition the tests compare against.
     """

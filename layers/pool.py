@@ -31,8 +31,8 @@ from .shapes import conv_output_size
 
 # Pooling slices are this many times larger than the other elementwise kernels' (CHUNK_BYTES).
 # A slice costs about 40 NumPy calls whatever its size; with one sample per slice, two threads
-# spent their time queueing for the GIL: O-Net's pool1 at batch 256 took 57 ms forward and
-# 66 ms backward on two threads, and 40 and 46 ms with slices 4x larger.
+# spent their time queueing for the GIL; 4x larger slices cut O-Net's pool1 by about 30%
+# (benchmarks/README.md).
 POOL_SLICE_FACTOR = 4
 
 

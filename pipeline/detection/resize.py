@@ -112,17 +112,15 @@ def dense_area_weights(height: int, width: int, out_h: int, out_w: int, dtype_st
 # multiplications on zeros. A row band reads whole image rows, so it holds as many outputs as
 # fit in about ROW_SPAN input rows (at most ROW_BAND_MAX): at a small scale each output's
 # window is tall, and a band of 4 outputs multiplied 4 times too many rows (the smallest
-# levels of a 1280 x 886 photo took 1.4 ms each, the others 0.75). Measured on that photo's
-# 12 levels: 22 ms with bands of 4, where gathering each window offset with np.take took 66 ms;
-# column bands of 32 took the column passes from 7.7-9.8 to 5.6 ms (16 and 64 were slower).
+# levels took twice as long as the others). Bands beat gathering each window offset with
+# np.take threefold; column bands of 32 were faster than 16 or 64 (benchmarks/README.md).
 ROW_SPAN, ROW_BAND_MAX, COL_BAND = 16, 8, 32
 # Up to this many entries, one multiply by the whole matrix (a single BLAS call) is fastest:
 # the small crops of R-Net and O-Net. When both axes are that small, `resize_area` multiplies
-# by the two whole matrices straight away: the 395 crops R-Net sees on a group photo took
-# 13 ms that way and 18 ms through `_resize_axis`, with the same numbers. Beyond it, the whole
-# matrix's multiplications by zero cost more than the calls of the bands save (measured:
-# 64 x 256 entries had the smallest pyramid levels read the whole image densely, 6.1 ms for
-# a 512 x 512 photo's pyramid against 4.7 ms with this limit).
+# by the two whole matrices straight away, faster than through `_resize_axis` and with the same
+# numbers. Beyond it, the whole matrix's multiplications by zero cost more than the calls of
+# the bands save (a larger limit had the smallest pyramid levels read the whole image densely;
+# benchmarks/README.md).
 DENSE_MAX_ENTRIES = 4096
 
 
@@ -172,8 +170,8 @@ def resize_area_pyramid(x, sizes) -> list[np.ndarray]:
     Level by level, each level's row pass reads every row of the image from memory: 12 times
     for the 12 levels of a 1280 x 886 photo. Here the row bands of all levels run in the order
     of the image rows they read, so a stretch of rows comes from memory once and then from the
-    cache for every level (that photo's pyramid: 23 -> 19-20 ms; its row passes alone,
-    18 -> 7 ms). Each band is the very matrix multiply `resize_area` makes, so the numbers are
+    cache for every level (the row passes take less than half the time; benchmarks/README.md).
+    Each band is the very matrix multiply `resize_area` makes, so the numbers are
     the same. Then each level gets its column pass as usual.
     """
     x = _check_input(x, 1, 1)
@@ -206,7 +204,7 @@ def _bands(in_size: int, out_size: int, band: int, dtype_str: str) -> tuple:
 
     All blocks at once, as one array (blocks, band, widest block) padded with zeros, of which
     each block is a view: a new image size needs several hundred blocks for its pyramid, and
-    built one at a time they took 7 ms of each photo of a new size (now 3 ms).
+    built one at a time they took more than twice as long for each photo of a new size.
     """
     starts, ends = _window_bounds(in_size, out_size)
     first = np.arange(0, out_size, band)  # i0 of every block

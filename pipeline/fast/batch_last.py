@@ -29,23 +29,22 @@ weights, in the layout (C, H, W, N), where every step moves less:
   the filters placed at the block's four offsets as rows (`block_weights`), one multiply gives
   all four outputs of every block, and the pooling is the maximum of four contiguous row blocks
   (`conv_pool2_batch_last`). On a layer this thin memory is the limit, so the multiplications
-  by zero cost less than the copies saved: conv1, PReLU and pooling went from 28-30 to 23-24 ms
-  on the strips of a 1280 x 886 photo's pyramid.
+  by zero cost less than the copies saved.
 * **Fully connected.** The features (C, h, w, N) flatten to (C*h*w, N), which is the NCHW
   flatten order, transposed: out.T = w.T @ x + b. The output heads are one matrix multiply,
   their weights stacked.
 
-Measured on the detector's work (1 thread): R-Net on 395 crops 60 -> 33 ms, O-Net on 46 crops
-32 -> 24 ms, P-Net on the strips of a 1280 x 886 photo's pyramid 100 -> 85 ms.
+On the detector's work R-Net runs almost twice as fast this way, O-Net and P-Net 15-25% faster
+(benchmarks/README.md).
 
 The result equals ``net.forward`` (in inference mode) up to float32 rounding: the sums run in
 another order and the PReLU is computed another way. ``tests/test_batch_last.py`` checks that on
 random nets and inputs. Only inference: dropout is the identity and nothing is cached.
 
 Why not train in this layout too? A prototype of the backward passes in it (its gradients equal
-the layers' to float32 rounding) took 137 ms for R-Net's training step at batch 256 where the
-layers take 83 ms: arrays of a whole training batch overflow the cache, and there the layers'
-cache-sized slices of the batch (`layers.batch_chunks`) matter more than the layout.
+the layers' to float32 rounding) made R-Net's training step slower, not faster: arrays of a
+whole training batch overflow the cache, and there the layers' cache-sized slices of the batch
+(`layers.batch_chunks`) matter more than the layout.
 """
 
 from __future__ import annotations
@@ -386,7 +385,7 @@ class BatchLastCache:
     changed (`pipeline.fast.versions.NetVersions`).
 
     ``cache(net)`` compares the net's weights with a copy kept from the last call (about a
-    quarter of the time of making a BatchLast: 0.2 against 0.8 ms for O-Net), so a detector
+    quarter of the time of making a BatchLast), so a detector
     that runs many photos does not rebuild its three BatchLasts each time, and still sees
     every change made to the weights in between (training, loading, editing by hand).
     """

@@ -2,13 +2,9 @@
 
 Why processes and not threads? Two threads of one Python process take turns at the interpreter
 lock: NumPy lets go of it inside large loops and matrix multiplies, but every small call and
-the Python between calls hold it, and handing it over costs system calls. Measured on the
-2-core machine this project is timed on (one BLAS thread each):
-
-    P-Net on a pyramid level of    alone      two threads at once   two processes at once
-    40 x 40 pixels                 0.32 ms    1.0 ms each           0.34 ms each
-    78 x 78 pixels                 0.86 ms    2.0 ms each           0.80-0.82 ms each
-    308 x 206 pixels               6.4 ms     7.1-7.6 ms each       6.1 ms each
+the Python between calls hold it, and handing it over costs system calls. Two threads
+running P-Net on small pyramid levels at once took two to three times as long each as one
+alone; two processes, no longer (benchmarks/README.md).
 
 So with several workers the detector forks helper processes once and gives each a share of
 every stage: its own pyramid levels to resize and scan, its own boxes to crop and score, while

@@ -5,14 +5,13 @@ Every training step allocates and frees the same large arrays: layer outputs, im
 gradients. glibc's malloc (Linux) hands a freed block above its *mmap threshold* straight back
 to the operating system, and trims free memory at the top of its heap above its *trim
 threshold*. The next step then gets fresh pages, and the first write to each fresh page is a
-page fault that the kernel serves by zeroing the page. Measured on R-Net's training step at
-batch 128 (one core): 1,500-1,800 page faults and 6-7 ms of kernel time per step of 77-80 ms.
+page fault that the kernel serves by zeroing the page: on R-Net's training step, over a
+thousand faults and nearly a tenth of the step's time in the kernel (benchmarks/README.md).
 
 Inside `reuse_freed_memory()`, the mmap threshold is at glibc's maximum (32 MB) and the trim
-threshold at 2 GB, so freed blocks stay in the heap for the next step: 24-70 faults and under
-1 ms of kernel time per R-Net step, which took 62-74 ms. Arrays above 32 MB (O-Net's first
-layers at large batches) still come and go as fresh pages (O-Net's kernel time per step at
-batch 128: 37-42 -> 22 ms).
+threshold at 2 GB, so freed blocks stay in the heap for the next step: a few dozen faults per
+R-Net step. Arrays above 32 MB (O-Net's first layers at large batches) still come and go as
+fresh pages.
 
 glibc normally adapts both thresholds to the blocks a program frees (up to 32 MB and 64 MB),
 but any setting switches that off for good. So after the block the thresholds stay where
@@ -21,8 +20,8 @@ returned to the system (``malloc_trim``). Elsewhere (macOS, musl) nothing change
 
 Detection runs through `settle_thresholds()`: the same two final values, set before the first
 photo. Left to adapt, glibc's thresholds depend on which block it happened to see freed first,
-and so did a process's speed: in some processes each detection on a 512 x 512 photo had 4,600
-page faults, 7-8 ms of kernel time and took 61-62 ms, in others 1-20 faults and 51-56 ms.
+and so did a process's speed: the same detection took about 15% longer in some processes than
+in others (benchmarks/README.md).
 """
 
 from __future__ import annotations

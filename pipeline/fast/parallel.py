@@ -8,9 +8,8 @@ work is cut into independent pieces instead, in one of two ways:
 * ``run(fn, owner, shares)``: one share per worker, each in its own *process* (`pipeline.fast.helpers`:
   forked helpers, and the image in memory they share). Both detectors split every stage this
   way. Processes do not take turns at Python's interpreter lock, which threads do at
-  every small NumPy call: on 2 cores the detection is 1.7-2.0x faster on two workers, where
-  threads gave 1.4x on a 1280 x 886 group photo and 1.1-1.2x on a 512 x 512 portrait
-  (`benchmarks/bench_detect.py`).
+  every small NumPy call: on 2 cores two worker processes nearly halve a detection's time,
+  where threads saved far less (`benchmarks/bench_detect.py`, benchmarks/README.md).
 * ``map(fn, items)``: items on a pool of *threads*; fn may be any function (a closure too).
   ``run`` falls back to it where fork is missing.
 """
@@ -51,7 +50,7 @@ class Parallel:
     run one after the other (`exclusive`; each thread's own detector runs them side by side).
     Threads and helper
     processes are made at the first session that needs them and kept for the next ones
-    (starting and joining two threads for every photo cost 3-6 ms of a 50 ms detection); they
+    (starting and joining two threads for every photo cost up to a tenth of a detection); they
     wait, using no CPU, between sessions, and end with the Parallel. A process forked after a
     session makes its own.
     """

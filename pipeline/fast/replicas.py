@@ -14,12 +14,11 @@ core runs a *replica* of the net over its own part of the batch, through all the
   the sum of the replicas' gradients: the gradient of a sum over the batch is the sum of the
   parts' gradients.
 
-Why processes and not threads: the replicas first ran on two threads of this process. R-Net's
-step went from 98 to 85 ms, P-Net's not at all (9.9 ms): a P-Net layer on half a batch is a few
-dozen microseconds of NumPy calls, and the two threads spent their time handing Python's global
-interpreter lock to each other. Two processes each have their own. Measured with
-`benchmarks/bench_train.py` (batch 256, two cores), a step takes P-Net 6.2-6.6, R-Net 69-73 and
-O-Net 407-429 ms, against 9.0-10.0, 95-119 and 501-569 ms for the net alone.
+Why processes and not threads: the replicas first ran on two threads of this process, which
+gained R-Net little and P-Net nothing: a P-Net layer on half a batch is a few dozen
+microseconds of NumPy calls, and the two threads spent their time handing Python's global
+interpreter lock to each other. Two processes each have their own, and take a step in a quarter
+to a third less time than the net alone (`benchmarks/bench_train.py`, figures in benchmarks/README.md).
 
 The first replica runs in this process, the others in worker processes: forks of this one (on
 Linux), so the net is not pickled and the user's script is not run again; each stays on a core

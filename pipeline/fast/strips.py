@@ -4,7 +4,7 @@
 the same maps faster by cutting each level into strips of about TILE_PIXELS level pixels:
 
 * small strips keep each layer's output in the CPU cache (P-Net is limited by memory
-  traffic, not arithmetic: 64k pixels ran 30% faster than whole levels here);
+  traffic, not arithmetic; benchmarks/README.md);
 * they bound the memory of a 6000 x 4000 photo.
 
 With several workers, each worker scans its own share of whole levels (`pipeline.fast.helpers`),
@@ -24,13 +24,11 @@ from pipeline.detection.resize import row_band
 
 TILE_PIXELS = 64_000
 MIN_TILE_ROWS = 16
-# What resizing and scanning a pyramid level costs besides its own pixels, in level pixels (on
-# one thread P-Net takes about 120 ns per level pixel): the calls every level makes whatever its
-# size (about 0.2 ms), and its resize's row pass, which reads the whole image once for each
-# output row of its bands (`pipeline.detection.resize.row_band`: 8 for the largest levels, 1 for the
-# small ones). The weights were chosen by timing stage 1 on two workers with five rules,
-# alternately in one process: on a 1280 x 886 photo this one took 64 ms where the level's
-# pixels plus a constant took 69 ms (the helper's many small levels had been under-weighed).
+# What resizing and scanning a pyramid level costs besides its own pixels, in level pixels: the
+# calls every level makes whatever its size, and its resize's row pass, which reads the whole
+# image once for each output row of its bands (`pipeline.detection.resize.row_band`: 8 for the
+# largest levels, 1 for the small ones). Chosen by timing stage 1 on two workers with five
+# rules (benchmarks/README.md): the level's pixels alone under-weighed the many small levels.
 LEVEL_CALLS_PIXELS = 1_600
 IMAGE_PIXELS_PER_LEVEL_PIXEL = 100
 

@@ -31,7 +31,7 @@ class NetVersions:
     """``versions(net)``: the net's version (see the module doc), the same object as at the last
     call when the net has not changed since.
 
-    Comparing costs a pass over the weights (about 0.2 ms for MTCNN's O-Net); the copy kept is
+    Comparing costs a pass over the weights; the copy kept is
     as large as the weights.
     """
 
