@@ -5,7 +5,7 @@ A convolution is linear in its input, so for a fixed input size it *is* a matrix
     out_flat (N, F*OH*OW) = x_flat (N, C*H*W) @ M  + b repeated OH*OW times
 
 where M (C*H*W, F*OH*OW) holds w[f, c, p, q] in row (c, i*stride + p, j*stride + q) and column
-(f, i, j), for every output position (i, j), and zeros elsewhere (tutorial 1 writes it out for
+(f, i, j), for every output position (i, j), and zeros elsewhere (tutorial 9 writes it out for
 a small case). `conv_forward` copies every window into ``cols`` (im2col) instead, one strided
 block per kernel offset; on a 5 x 5 map those blocks are rows of 3 numbers, and the copies cost
 more than the arithmetic. When the map is not much larger than the kernel, M is small and mostly

@@ -36,6 +36,7 @@ FIGURES = {
                               "hard_negatives.png", "cascade_stages.png", "cascade_counts.png"],
     "07_training_mtcnn": ["sample_kinds.png", "loss_masks.png", "ohem.png", "loss_terms.png", "scratch_vs_released.png"],
     "08_aligned_face_crops": ["why_align.png", "crops.png", "redetect.png"],
+    "09_making_it_fast": ["speedups.png"],
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -133,7 +134,7 @@ def test_an_exercise_copied_out_of_tutorials_finds_its_helpers(tmp_path):
 
 
 def test_missing_scikit_image_gets_an_install_hint(tmp_path):
-    """Tutorials 3 to 5 take the astronaut from `_tutorial.astronaut()`, which says how to install
+    """Tutorials 3 to 5 and 9 take the astronaut from `_tutorial.astronaut()`, which says how to install
     scikit-image when it is missing instead of failing with an ImportError."""
     code = ("import sys; sys.modules['skimage'] = None; sys.path.insert(0, %r); "
             "from pipeline import tutorial_support as _tutorial; _tutorial.astronaut()" % str(ROOT))
@@ -141,7 +142,7 @@ def test_missing_scikit_image_gets_an_install_hint(tmp_path):
     assert result.returncode != 0
     assert "python -m pip install scikit-image" in result.stderr
     assert "Traceback" not in result.stderr
-    for name in ("03_inside_pnet", "04_mtcnn_step_by_step", "05_sppnet"):
+    for name in ("03_inside_pnet", "04_mtcnn_step_by_step", "05_sppnet", "09_making_it_fast"):
         source = (ROOT / "tutorials" / f"{name}.py").read_text(encoding="utf-8")
         assert "import skimage" not in source and "_tutorial.astronaut()" in source
         assert "pip install scikit-image" in source  # said in the text, before it is needed

@@ -33,7 +33,6 @@
 # do not have it (the detector itself does not need it).
 
 # %%
-import os
 import time
 
 import matplotlib.cbook
@@ -245,67 +244,6 @@ faces_astro, trace_astro = det.detect(astronaut, trace=True)
 print(f"{len(faces_astro)} face(s);", ", ".join(f"{step}: {n}" for step, n in trace_astro.counts()))
 _tutorial.save(plot_stages(trace_astro), OUT / "astronaut_stages.png")
 print("figures written to", OUT)
-
-# %% [markdown]
-# ## 4.8 Two cores: threads or processes?
-#
-# With several `workers` (default: the CPUs, at most four), `detect` shares each stage among
-# them: each worker resizes and scans its own pyramid levels, then crops and scores its own
-# boxes. Python's *threads* would be the obvious tool, but the threads of one process take
-# turns at the interpreter lock (the GIL): NumPy lets go of it inside large loops and matrix
-# multiplies, not in the many small calls of a small pyramid level. Here is P-Net on a 40 x 40
-# level, alone and then in two threads at once:
-
-# %%
-import threading
-
-from pipeline.fast.batch_last import BatchLast
-from pipeline.detection.proposals import normalize
-from pipeline.detection.resize import resize_area
-from pipeline.fast.strips import pnet_maps_in_strips
-
-small_level = normalize(resize_area(image_chw, 40, 40))   # (3, 40, 40)
-pnet_fast = BatchLast(det.pnet)                           # P-Net in the detector's layout
-repeats = 50 if _tutorial.QUICK else 400
-
-
-def scan_small_level(times):
-    start = time.perf_counter()
-    for _ in range(repeats):
-        pnet_maps_in_strips(pnet_fast, small_level)
-    times.append((time.perf_counter() - start) / repeats)
-
-
-alone = []
-scan_small_level(alone)
-both = []
-threads = [threading.Thread(target=scan_small_level, args=(both,)) for _ in range(2)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-print(f"P-Net on a 40 x 40 level: {alone[0] * 1e3:.2f} ms alone, "
-      f"{np.mean(both) * 1e3:.2f} ms each in two threads at once")
-
-# %% [markdown]
-# Each thread is slower than one alone, by more than the second core gives back. So the
-# detector's workers are *processes* (`pipeline/fast/helpers.py`): forks of this one, made once, that
-# have their own interpreter lock. The image reaches them through memory the processes share;
-# the shares of work and their results, which are small, through pipes. On this project's
-# 2-core machine: 0.32 ms alone, 1.0 ms each in two threads, 0.34 ms each in two processes.
-# The whole detector, with one worker and with two:
-
-# %%
-runs = 3 if _tutorial.QUICK else 10
-for workers in (1, 2):
-    detector = MTCNNDetector(workers=workers)
-    for _ in range(3):  # the first calls start the helper, grow both processes' memory and, once,
-        detector.detect(astronaut)  # let BLAS restart its threads after the fork (they spin ~0.1 s)
-    start = time.perf_counter()
-    for _ in range(runs):
-        detector.detect(astronaut)
-    print(f"{workers} worker(s): {(time.perf_counter() - start) / runs * 1e3:.0f} ms per detection")
-print(f"(this computer has {os.cpu_count()} CPUs; with one, two workers cannot be faster)")
 
 # %% [markdown]
 # ## Exercises
