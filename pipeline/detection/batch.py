@@ -50,7 +50,7 @@ def iter_detect(detector, images, progress: bool = False, with_images: bool = Fa
     """Detect faces in each image, one `ImageResult` at a time, in order.
 
     detector: an `MTCNNDetector` or `CascadeDetector` (anything with ``detect(image,
-    trace=True)`` and a ``parallel``); images: an iterable of paths, arrays or PIL images;
+    trace=True)``); images: an iterable of paths, arrays or PIL images;
     progress: a progress bar on stderr (shown only on a terminal); with_images: keep each
     decoded image in its result (for drawing it; a batch's images are not kept otherwise).
     The workers' processes start with the first image and stay for the batch (they are the

@@ -28,7 +28,7 @@ from pipeline.detection.boxes import batched_nms, nms
 from pipeline.detection.calibration import CALIBRATION_THRESHOLD, calibrate
 from pipeline.data.images import load_image
 from pipeline.detection.pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
-from pipeline.detection.runner import make_runner
+from pipeline.detection.runner import RunsOnARunner, make_runner
 from pipeline.detection.trace import Boxes, Face, Trace
 
 WINDOW = 12         # the 12-net's window, in pixels of a pyramid level
@@ -64,7 +64,7 @@ def window_to_box(windows: np.ndarray, aspect: float) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
-class CascadeDetector:
+class CascadeDetector(RunsOnARunner):
     """Face detector with the Cascade-CNN nets trained in this project.
 
     min_face_size: smallest face to find, in pixels; thresholds: face probability needed to
@@ -212,19 +212,6 @@ class CascadeDetector:
         # a cascade being trained may lack its later nets
         present = {name: getattr(self.nets, name) for name in NET_NAMES if getattr(self.nets, name) is not None}
         return self.runner.session(present, rgb)
-
-    def close(self) -> None:
-        """End the runner's helper processes now (the next detection starts new ones)."""
-        self.runner.close()
-
-    def detect_many(self, images, progress: bool = False) -> list:
-        """Faces in many images: paths, (H, W, 3) uint8 arrays or PIL images, of any sizes.
-        Returns one `pipeline.detection.batch.ImageResult` per image, in order (``.faces``, or ``.error``
-        for an image that could not be read: the rest go on); progress: a progress bar on
-        stderr (on a terminal). The workers stay up for the whole batch."""
-        from pipeline.detection.batch import detect_many
-
-        return detect_many(self, images, progress=progress)
 
     def detect(self, image, trace: bool = False):
         """Find faces.

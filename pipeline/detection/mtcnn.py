@@ -33,7 +33,7 @@ from pipeline.data.images import load_image, to_chw_float
 from pipeline.detection import arguments
 from pipeline.detection.proposals import heatmap_to_boxes, pnet_maps
 from pipeline.detection.pyramid import DEFAULT_FACTOR, DEFAULT_MIN_FACE, no_level_note, pyramid_scales, scaled_size
-from pipeline.detection.runner import make_runner
+from pipeline.detection.runner import RunsOnARunner, make_runner
 from pipeline.detection.trace import Boxes, Face, Trace
 
 DEFAULT_THRESHOLDS = RELEASED_THRESHOLDS  # face probability to pass P-Net, R-Net, O-Net (0.6, 0.7, 0.7)
@@ -63,7 +63,7 @@ def iou_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, exact: bool
     return nms(boxes, scores, threshold) if exact else union_nms(boxes, scores, threshold)
 
 
-class MTCNNDetector:
+class MTCNNDetector(RunsOnARunner):
     """Face detector with MTCNN's three nets: the released weights (default) or those trained
     here from scratch.
 
@@ -205,19 +205,6 @@ class MTCNNDetector:
         from `load_image`. The fast runner's helper processes have the nets as they were when
         the session began."""
         return self.runner.session({"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}, rgb)
-
-    def close(self) -> None:
-        """End the runner's helper processes now (the next detection starts new ones)."""
-        self.runner.close()
-
-    def detect_many(self, images, progress: bool = False) -> list:
-        """Faces in many images: paths, (H, W, 3) uint8 arrays or PIL images, of any sizes.
-        Returns one `pipeline.detection.batch.ImageResult` per image, in order (``.faces``, or ``.error``
-        for an image that could not be read: the rest go on); progress: a progress bar on
-        stderr (on a terminal). The workers stay up for the whole batch."""
-        from pipeline.detection.batch import detect_many
-
-        return detect_many(self, images, progress=progress)
 
     def detect(self, image, trace: bool = False):
         """Find faces.

@@ -125,3 +125,21 @@ def make_runner(kind: str, workers: int | None, batch_last: bool):
 
         return FastRunner(workers, batch_last=batch_last)
     raise ValueError(f"runner must be one of {', '.join(RUNNERS)}; got {kind!r}")
+
+
+class RunsOnARunner:
+    """What both detectors do the same way with their runner (``self.runner``): end its helper
+    processes, and detect many images in one call."""
+
+    def close(self) -> None:
+        """End the runner's helper processes now (the next detection starts new ones)."""
+        self.runner.close()
+
+    def detect_many(self, images, progress: bool = False) -> list:
+        """Faces in many images: paths, (H, W, 3) uint8 arrays or PIL images, of any sizes.
+        Returns one `pipeline.detection.batch.ImageResult` per image, in order (``.faces``, or
+        ``.error`` for an image that could not be read: the rest go on); progress: a progress
+        bar on stderr (on a terminal). The workers stay up for the whole batch."""
+        from pipeline.detection.batch import detect_many
+
+        return detect_many(self, images, progress=progress)

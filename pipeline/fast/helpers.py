@@ -6,16 +6,18 @@ the Python between calls hold it, and handing it over costs system calls. Two th
 running P-Net on small pyramid levels at once took two to three times as long each as one
 alone; two processes, no longer (benchmarks/README.md).
 
-So with several workers the detector forks helper processes once and gives each a share of
+So with several workers the fast runner (`pipeline.fast.runner`) forks helper processes once
+and gives each a share of
 every stage: its own pyramid levels to resize and scan, its own boxes to crop and score, while
 this process does the first share. The image goes to the helpers through memory they share
 with this process (written once, never copied); the shares and the results, which are small,
 go through pipes.
 
-A helper is a fork of this process at the moment it started: it has the detector, its nets
-and their weights as they were then. The detector passes a *key*, objects that are new ones
-when the weights change (MTCNN's inference copies of its nets, `pipeline.fast.batch_last.BatchLastCache`;
-Cascade-CNN's nets' versions, `pipeline.fast.versions`), and a different key starts new helpers;
+A helper is a fork of this process at the moment it started: it has the runner (the *owner*),
+its session's nets and their weights as they were then. The runner passes a *key*, objects that
+are new ones when the weights change (MTCNN's inference copies of its nets,
+`pipeline.fast.batch_last.BatchLastCache`; the Cascade-CNN's nets' versions,
+`pipeline.fast.versions`), and a different key starts new helpers;
 everything else a share needs (thresholds, conventions) comes with the share. A larger image
 than the shared memory holds also starts new helpers, and so do a process forked from this one
 (it must not talk on its parent's pipes) and an interrupted share (its answer would be out of
